@@ -1,0 +1,1 @@
+"""Configuration: YAML files -> frozen dataclasses (`model`), with file:line problems."""

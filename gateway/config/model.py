@@ -1,0 +1,115 @@
+"""The configuration as frozen dataclasses: built once by `gateway.config.loader`, read everywhere.
+
+Durations are float seconds. Nothing outside `gateway.config` reads YAML or the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.routing.filters import Filter
+
+
+class Mode(str, Enum):
+    BINARY = "binary"
+    STRUCTURED = "structured"
+    BATCH = "batch"
+
+
+class Backoff(str, Enum):
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+    FIXED = "fixed"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8  # total attempts, the first included
+    backoff: Backoff = Backoff.EXPONENTIAL
+    initial_delay: float = 1.0
+    max_delay: float = 3600.0
+    schedule: tuple[float, ...] = ()  # explicit delays before retry 1, 2, ...; wins over backoff
+    jitter: float = 0.2  # each delay is multiplied by a factor drawn from [1 - jitter, 1 + jitter]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    mode: Mode = Mode.BINARY
+    timeout: float = 10.0
+    max_in_flight: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dead_letter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    name: str
+    sink: str
+    types: tuple[str, ...] = ()
+    source: str | None = None
+    filters: tuple[Filter, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
+    headers: tuple[tuple[str, str], ...] = ()
+    bearer: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)  # "whsec_..."
+    file: str = ""  # where it was declared, for messages
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TLS:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    shutdown_grace: float = 10.0  # time given to in-flight deliveries on SIGTERM/SIGINT
+    tls: TLS | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Producer:
+    name: str
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    sources: tuple[str, ...] = ()  # globs; empty = any
+    types: tuple[str, ...] = ()  # globs; empty = any
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Gateway-wide delivery limits (an extension of the contract, documented in the README)."""
+
+    max_in_flight: int = 256  # concurrent delivery attempts across all subscriptions
+    poll_interval: float = 1.0  # longest sleep between looks at the store when idle
+    backlog_high_water: int = 1_000_000  # pending deliveries above which ingest answers 429
+    purge_interval: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # config/gateway.yaml
+    server: Server = field(default_factory=Server)
+    store: str = "sqlite:///data/gateway.db"  # the URL as written; see store_url
+    store_url: str = ""  # the URL with a sqlite path made absolute
+    schemas: Path = Path("schemas")
+    unknown_types: str = "accept"  # accept | reject
+    dedupe_window: float = 86_400.0
+    retention: float = 7 * 86_400.0
+    subscriptions: tuple[Subscription, ...] = ()
+    producers: tuple[Producer, ...] = ()
+    dispatch: Dispatch = field(default_factory=Dispatch)
+
+    def subscription(self, name: str) -> Subscription | None:
+        for sub in self.subscriptions:
+            if sub.name == name:
+                return sub
+        return None

@@ -1,0 +1,77 @@
+"""Percent-encoding of binary-mode header values (CE HTTP binding 3.1.3.2)."""
+
+from __future__ import annotations
+
+from gateway.errors import InvalidEvent
+
+_HEX = "0123456789ABCDEF"
+
+
+def _needs_escape(ch: str) -> bool:
+    # MUST encode space, '"', '%' and everything outside printable ASCII U+0021..U+007E.
+    return ch in ' "%' or not ("\x21" <= ch <= "\x7e")
+
+
+def encode(value: str) -> str:
+    """Percent-encode a canonical attribute string for an HTTP header, upper-case hex."""
+    if not any(_needs_escape(ch) for ch in value):
+        return value
+    out: list[str] = []
+    for ch in value:
+        if _needs_escape(ch):
+            for byte in ch.encode("utf-8"):
+                out.append("%" + _HEX[byte >> 4] + _HEX[byte & 15])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _unquote_quoted_string(raw: str) -> str:
+    # RFC 7230 3.2.6 quoted-string: DQUOTE *( qdtext / quoted-pair ) DQUOTE
+    inner = raw[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            if i + 1 >= len(inner):
+                raise InvalidEvent("header value has a dangling backslash in a quoted-string")
+            out.append(inner[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            raise InvalidEvent("header value has an unescaped quote inside a quoted-string")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def decode(raw: str) -> str:
+    """Decode a header value: unescape a quoted-string, then one round of percent-decoding.
+
+    Lower-case hex and needless escapes are accepted; invalid UTF-8 (e.g. the overlong
+    `%C0%A0`) and malformed escapes raise `InvalidEvent`. Raw non-ASCII characters (from
+    senders that do not encode) are taken as they are.
+    """
+    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+        raw = _unquote_quoted_string(raw)
+    if "%" not in raw:
+        return raw
+    buf = bytearray()
+    i = 0
+    n = len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch == "%":
+            pair = raw[i + 1 : i + 3]
+            if len(pair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
+                raise InvalidEvent(f"header value has an invalid percent-escape at offset {i}")
+            buf.append(int(pair, 16))
+            i += 3
+        else:
+            buf += ch.encode("utf-8", "surrogateescape")
+            i += 1
+    try:
+        return buf.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("header value is not valid UTF-8 after percent-decoding") from exc

@@ -1,0 +1,160 @@
+"""The `Store` protocol: durable events, one delivery row per (event, subscription), leases.
+
+Every store (SQLite, in-memory for tests, PostgreSQL later) implements this protocol and passes
+the same contract suite (`tests/unit/test_store_contract.py`). Times are float Unix seconds
+passed in by the caller, so that stores are deterministic under test.
+
+Delivery life cycle: a row is PENDING with a `due_at`. `lease` hands out due rows, counts the
+attempt and pushes `due_at` to the lease's expiry, so a row whose holder crashed simply becomes
+due again. `finish` applies outcomes, fenced by the lease token so a stale holder cannot
+overwrite a newer attempt's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from gateway.event import Event
+
+
+class State(IntEnum):
+    PENDING = 0
+    DELIVERED = 1
+    DEAD = 2
+
+
+class Kind(IntEnum):
+    """What a delivery row sends: the event to the sink, or a dead-letter notice."""
+
+    SINK = 0
+    DEAD_LETTER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append and the subscriptions it was routed to."""
+
+    event: Event
+    subscriptions: tuple[str, ...]
+    ordering_key: str | None = None  # reserved for per-key ordered delivery
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterInfo:
+    """Why an event was dead-lettered; carried by DEAD_LETTER rows (CONTRACT 4)."""
+
+    reason: str  # exhausted | rejected | gone | expired
+    status: int | None
+    attempts: int
+    sink: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """A delivery handed out by `lease`; `attempt` is 1-based and already counted."""
+
+    id: int
+    subscription: str
+    kind: Kind
+    attempt: int
+    lease: int
+    event: Event
+    received_at: float
+    dead_letter: DeadLetterInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP attempt, for the attempts log."""
+
+    status: int | None  # None: no response (timeout, connection error)
+    latency_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    delivery: Leased
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    delivery: Leased
+    attempt: Attempt | None  # None when the row is given back untried (shutdown)
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """Dead-letter the row. With `notify_sink`, a DEAD_LETTER row is queued in the same commit."""
+
+    delivery: Leased
+    attempt: Attempt | None
+    info: DeadLetterInfo
+    notify_sink: bool = False
+
+
+Outcome = Ack | Retry | Dead
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-lettered delivery as listed for operators."""
+
+    id: int
+    subscription: str
+    event: Event
+    reason: str | None
+    status: int | None
+    attempts: int
+    updated_at: float
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Create the tables if needed; give back leases left by a previous run of this process."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+
+    async def append(self, batch: Sequence[NewEvent], now: float, dedupe_window: float) -> list[bool]:
+        """Store every event and its delivery rows in one commit; all or nothing.
+
+        Returns, per event, True when `(source, id)` was seen within `dedupe_window` (the event is
+        then neither stored again nor delivered again). Concurrent calls share a transaction.
+        """
+
+    async def lease(
+        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
+    ) -> list[Leased]:
+        """Hand out up to `limit` due PENDING rows of one subscription, oldest due first."""
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
+        """Apply outcomes (fenced by lease token) and log their attempts; one commit."""
+
+    async def next_due(self, subscriptions: Sequence[str]) -> float | None:
+        """The earliest `due_at` of a PENDING row of these subscriptions, or None."""
+
+    async def pending(self) -> int:
+        """How many delivery rows are PENDING (the backlog)."""
+
+    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None: ...
+
+    async def resume(self, subscription: str) -> None: ...
+
+    async def paused(self) -> Mapping[str, str]:
+        """Paused subscriptions and the sink each was paused on."""
+
+    async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]: ...
+
+    async def redeliver(self, delivery_id: int, now: float) -> bool:
+        """Make a dead-lettered SINK row PENDING again, due now; False when there is none."""
+
+    async def purge(self, now: float, retention: float, dedupe_window: float) -> int:
+        """Delete events whose deliveries all ended more than `retention` ago; expire dedupe keys."""

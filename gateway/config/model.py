@@ -6,7 +6,7 @@ Durations are float seconds. Nothing outside `gateway.config` reads YAML or the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from gateway.routing.filters import Filter
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     BINARY = "binary"
     STRUCTURED = "structured"
     BATCH = "batch"
 
 
-class Backoff(str, Enum):
+class Backoff(StrEnum):
     EXPONENTIAL = "exponential"
     LINEAR = "linear"
     FIXED = "fixed"

@@ -84,7 +84,7 @@ class Ack:
 @dataclass(frozen=True, slots=True)
 class Retry:
     delivery: Leased
-    attempt: Attempt | None  # None when the row is given back untried (shutdown)
+    attempt: Attempt | None  # None: given back untried (shutdown); the attempt is not counted
     due_at: float
 
 
@@ -123,7 +123,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""
 
-    async def append(self, batch: Sequence[NewEvent], now: float, dedupe_window: float) -> list[bool]:
+    async def append(
+        self, batch: Sequence[NewEvent], now: float, dedupe_window: float
+    ) -> list[bool]:
         """Store every event and its delivery rows in one commit; all or nothing.
 
         Returns, per event, True when `(source, id)` was seen within `dedupe_window` (the event is
@@ -157,4 +159,4 @@ class Store(Protocol):
         """Make a dead-lettered SINK row PENDING again, due now; False when there is none."""
 
     async def purge(self, now: float, retention: float, dedupe_window: float) -> int:
-        """Delete events whose deliveries all ended more than `retention` ago; expire dedupe keys."""
+        """Delete events whose deliveries all ended over `retention` ago; expire dedupe keys."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote_to_bytes
+
 from gateway.errors import InvalidEvent
 
 _HEX = "0123456789ABCDEF"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _needs_escape(ch: str) -> bool:
@@ -55,23 +59,14 @@ def decode(raw: str) -> str:
     """
     if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
         raw = _unquote_quoted_string(raw)
-    if "%" not in raw:
+    if "%" not in raw and raw.isascii():
         return raw
-    buf = bytearray()
-    i = 0
-    n = len(raw)
-    while i < n:
-        ch = raw[i]
-        if ch == "%":
-            pair = raw[i + 1 : i + 3]
-            if len(pair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
-                raise InvalidEvent(f"header value has an invalid percent-escape at offset {i}")
-            buf.append(int(pair, 16))
-            i += 3
-        else:
-            buf += ch.encode("utf-8", "surrogateescape")
-            i += 1
+    bad = _BAD_ESCAPE.search(raw)
+    if bad is not None:
+        raise InvalidEvent(f"header value has an invalid percent-escape at offset {bad.start()}")
+    # Raw bytes that were not valid UTF-8 reach us as surrogate escapes (how aiohttp decodes
+    # header bytes); turning them back into bytes lets the strict UTF-8 decode reject them.
     try:
-        return buf.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        return unquote_to_bytes(raw.encode("utf-8", "surrogateescape")).decode("utf-8")
+    except UnicodeError as exc:
         raise InvalidEvent("header value is not valid UTF-8 after percent-decoding") from exc

@@ -1,0 +1,92 @@
+"""Builds the aiohttp Application: routes, the problem middleware, start and stop order.
+
+Start: store -> sender -> dispatcher, then ready. Stop (reverse, after the server has stopped
+accepting and in-flight ingest requests have finished): dispatcher drains within the grace
+period -> sender -> store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.config.model import Config
+from gateway.delivery.dispatcher import Dispatcher
+from gateway.delivery.sender import Sender
+from gateway.ingest import http as ingest_http
+from gateway.ingest.problems import problems
+from gateway.ops import health
+from gateway.ops.metrics import standard
+from gateway.runtime import GATEWAY, Gateway
+from gateway.schemas import SchemaRegistry
+from gateway.store import open_store
+from gateway.store.base import Store
+
+log = logging.getLogger("gateway")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def assemble(
+    config: Config,
+    registry: SchemaRegistry,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Gateway:
+    """Wire the parts of one gateway (nothing is started yet)."""
+    store = store if store is not None else open_store(config.store_url or config.store)
+    metrics = standard()
+    sender = Sender(max_connections=config.dispatch.max_in_flight)
+    dispatcher = Dispatcher(
+        store,
+        sender,
+        config.subscriptions,
+        config.dispatch,
+        retention=config.retention,
+        dedupe_window=config.dedupe_window,
+        metrics=metrics,
+        clock=clock,
+    )
+    metrics.gauge(
+        "gateway_deliveries_in_flight", "Delivery attempts in flight", lambda: dispatcher.in_flight
+    )
+    return Gateway(config, registry, store, dispatcher, sender, metrics, clock)
+
+
+def build(gw: Gateway) -> web.Application:
+    app = web.Application(middlewares=[problems])
+    app[GATEWAY] = gw
+    ingest_http.add_routes(app)
+    health.add_routes(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await gw.store.open()
+        await gw.sender.start()
+        await gw.dispatcher.start()
+        gw.ready = True
+        server = gw.config.server
+        if not _is_loopback(server.host) and not gw.config.producers and server.tls is None:
+            log.warning(
+                "listening on %s without producers or TLS: anyone who reaches the port can publish",
+                server.host,
+            )
+        yield
+        gw.ready = False
+        await gw.dispatcher.stop(gw.config.server.shutdown_grace)
+        await gw.sender.close()
+        await gw.store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,152 @@
+"""Load the configuration: gateway.yaml plus every subscription (and source) file it names.
+
+`collect` gathers every problem in every file rather than stopping at the first, so that
+`gateway check` can list them all; `load` raises them together as one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.config import fields as f
+from gateway.config.durations import parse_duration
+from gateway.config.fields import Source
+from gateway.config.files import discover, join, read, top
+from gateway.config.model import Config, Subscription
+from gateway.config.sections import read_dispatch, read_producers, read_server, read_store
+from gateway.config.subscriptions import Headers, Layer, read_headers, read_layer, read_subscription
+from gateway.diagnostics import Problem
+from gateway.errors import ConfigError
+
+__all__ = ["collect", "load", "parse_duration"]
+
+GATEWAY_KEYS = (
+    "server", "store", "schemas", "sources", "subscriptions", "validation", "dedupe_window",
+    "retention", "defaults", "producers", "dispatch",
+)  # fmt: skip
+DEFAULTS_KEYS = ("delivery", "headers")
+VALIDATION_KEYS = ("unknown_types",)
+# CONTRACT 1: the layout puts schemas/ beside config/, sources/ and subscriptions/ inside it.
+DEFAULT_SCHEMAS = "../schemas"
+DEFAULT_SOURCES = "sources/"
+DEFAULT_SUBSCRIPTIONS = "subscriptions/"
+DEFAULT_STORE = Config(Path()).store
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read gateway.yaml and every subscription file; raise ConfigError listing every problem."""
+    config, problems = collect(path, env)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def collect(
+    path: Path, env: Mapping[str, str] | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """Like `load`, but return the problems; the config is None whenever there is one."""
+    env = os.environ if env is None else env
+    main, ok = read(path, env)
+    files = [main]
+    config = _build(main, path, env, files) if ok else None
+    problems = [p for src in files for p in sorted(src.problems, key=lambda p: p.line)]
+    return (None, problems) if problems or config is None else (config, [])
+
+
+def _build(main: Source, path: Path, env: Mapping[str, str], files: list[Source]) -> Config | None:
+    document = main.located.value
+    raw = {} if document is None else f.mapping(main, document, ())
+    if raw is None:
+        return None
+    f.check_keys(main, raw, (), GATEWAY_KEYS)
+    settings = _settings(main, raw, path.parent)
+    subscriptions = _subscriptions(main, raw, path, env, files)
+    _sources(main, raw, path, env, files)
+    return Config(path=path, subscriptions=subscriptions, **settings)
+
+
+def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    kw: dict[str, Any] = {"server": read_server(main, raw.get("server"), base)}
+    kw.update(read_store(main, raw.get("store", DEFAULT_STORE), base))
+    kw["schemas"] = _schemas(main, raw, base)
+    validation = f.section(main, raw.get("validation"), ("validation",), VALIDATION_KEYS)
+    if "unknown_types" in validation:
+        at = ("validation", "unknown_types")
+        kw["unknown_types"] = f.choice(main, validation["unknown_types"], at, ("accept", "reject"))
+    for key in ("dedupe_window", "retention"):
+        if key in raw:
+            kw[key] = f.duration(main, raw[key], (key,))
+    if "producers" in raw:
+        kw["producers"] = read_producers(main, raw["producers"])
+    kw["dispatch"] = read_dispatch(main, raw.get("dispatch"))
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _schemas(main: Source, raw: dict[str, Any], base: Path) -> Path | None:
+    if "schemas" not in raw:
+        return join(base, DEFAULT_SCHEMAS)
+    name = f.string(main, raw["schemas"], ("schemas",))
+    if name is None:
+        return None
+    folder = join(base, name)
+    if not folder.is_dir():
+        main.report(("schemas",), "folder not found")
+    return folder
+
+
+def _defaults(main: Source, value: Any) -> tuple[Layer, Headers]:
+    raw = f.section(main, value, ("defaults",), DEFAULTS_KEYS)
+    layer, headers = Layer(), {}
+    if "delivery" in raw:
+        layer = read_layer(main, raw["delivery"], ("defaults", "delivery"))
+    if "headers" in raw:
+        headers = read_headers(main, raw["headers"], ("defaults", "headers"))
+    return layer, headers
+
+
+def _files(main: Source, raw: dict[str, Any], key: str, default: str, path: Path) -> list[Path]:
+    found = discover(main, raw.get(key, default), (key,), path.parent)
+    itself = path.resolve()
+    return [p for p in found if p.resolve() != itself]
+
+
+def _subscriptions(
+    main: Source, raw: dict[str, Any], path: Path, env: Mapping[str, str], files: list[Source]
+) -> tuple[Subscription, ...]:
+    layer, headers = _defaults(main, raw.get("defaults"))
+    out: list[Subscription] = []
+    first: dict[str, str] = {}  # name -> "file:line" where it is first declared
+    for file in _files(main, raw, "subscriptions", DEFAULT_SUBSCRIPTIONS, path):
+        src, ok = read(file, env)
+        files.append(src)
+        value = top(src, "subscriptions") if ok else None
+        items = [] if value is None else f.sequence(src, value, ("subscriptions",)) or []
+        for i, item in enumerate(items):
+            parts = ("subscriptions", i)
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name in first:
+                src.report(
+                    (*parts, "name"),
+                    f"duplicate subscription name '{name}' (first at {first[name]})",
+                )
+            elif isinstance(name, str):
+                first[name] = f"{src.file}:{src.located.line(parts)}"
+            sub = read_subscription(src, item, parts, layer, headers)
+            if sub is not None:
+                out.append(sub)
+    return tuple(out)
+
+
+def _sources(
+    main: Source, raw: dict[str, Any], path: Path, env: Mapping[str, str], files: list[Source]
+) -> None:
+    for file in _files(main, raw, "sources", DEFAULT_SOURCES, path):
+        src, ok = read(file, env)
+        files.append(src)
+        value = top(src, "sources") if ok else None
+        items = [] if value is None else f.sequence(src, value, ("sources",)) or []
+        for i in range(len(items)):
+            src.report(("sources", i), "any-format sources are not supported yet")

@@ -1,0 +1,145 @@
+"""The sections of gateway.yaml other than subscriptions: server, store, producers, dispatch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from gateway.config import fields as f
+from gateway.config.expand import Parts
+from gateway.config.fields import Source
+from gateway.config.files import join
+from gateway.config.model import TLS, Dispatch, Producer, Server
+
+SERVER_KEYS = ("host", "port", "max_body_bytes", "shutdown_grace", "tls")
+TLS_KEYS = ("cert", "key", "client_ca")
+PRODUCER_KEYS = ("name", "token", "sources", "types")
+DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def read_server(src: Source, value: Any, base: Path) -> Server:
+    parts: Parts = ("server",)
+    raw = f.section(src, value, parts, SERVER_KEYS)
+    kw: dict[str, Any] = {}
+    at = {key: (*parts, key) for key in SERVER_KEYS}
+    if "host" in raw:
+        kw["host"] = f.string(src, raw["host"], at["host"])
+    if "port" in raw:
+        kw["port"] = f.integer(src, raw["port"], at["port"], 0, 65535)
+    if "max_body_bytes" in raw:
+        kw["max_body_bytes"] = f.integer(src, raw["max_body_bytes"], at["max_body_bytes"], 1)
+    if "shutdown_grace" in raw:
+        kw["shutdown_grace"] = f.duration(src, raw["shutdown_grace"], at["shutdown_grace"])
+    if "tls" in raw:
+        kw["tls"] = _tls(src, raw["tls"], at["tls"], base)
+    return Server(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _tls(src: Source, value: Any, parts: Parts, base: Path) -> TLS | None:
+    raw = f.mapping(src, value, parts)
+    if raw is None:
+        return None
+    f.check_keys(src, raw, parts, TLS_KEYS)
+    files: dict[str, Path | None] = {}
+    for key in TLS_KEYS:
+        if key not in raw:
+            if key != "client_ca":
+                src.report(parts, f"missing required key '{key}'")
+            files[key] = None
+            continue
+        name = f.string(src, raw[key], (*parts, key))
+        path = None if name is None else join(base, name)
+        if path is not None and not path.is_file():
+            src.report((*parts, key), "file not found")
+        files[key] = path
+    cert, private = files["cert"], files["key"]
+    return None if cert is None or private is None else TLS(cert, private, files["client_ca"])
+
+
+def read_store(src: Source, value: Any, base: Path) -> dict[str, str]:
+    """`store` (the URL as written) and `store_url` (with a sqlite path made absolute)."""
+    parts: Parts = ("store",)
+    text = f.string(src, value, parts)
+    if text is None:
+        return {}
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        src.report(parts, "must be a URL like sqlite:///data/gateway.db or postgresql://...")
+        return {}
+    if scheme.lower() in POSTGRES_SCHEMES:
+        return {"store": text, "store_url": text}
+    if scheme.lower() != "sqlite":
+        src.report(parts, f"unsupported store scheme '{scheme}' (supported: sqlite, postgresql)")
+        return {}
+    path, question, query = rest.partition("?")
+    if path == ":memory:":
+        return {"store": text, "store_url": text}
+    # Three slashes: relative to gateway.yaml's folder; four: an absolute path.
+    if not path.startswith("/") or path == "/" or path.endswith("/"):
+        src.report(parts, "must be sqlite:///relative/file.db or sqlite:////absolute/file.db")
+        return {}
+    absolute = os.path.abspath(join(base, path[1:]))
+    return {"store": text, "store_url": f"sqlite:///{absolute}{question}{query}"}
+
+
+def read_producers(src: Source, value: Any) -> tuple[Producer, ...]:
+    parts: Parts = ("producers",)
+    items = f.sequence(src, value, parts) or []
+    producers: list[Producer] = []
+    owners: dict[str, str] = {}  # token -> producer name, to catch a token given twice
+    for i, item in enumerate(items):
+        at: Parts = (*parts, i)
+        raw = f.mapping(src, item, at)
+        if raw is None:
+            continue
+        f.check_keys(src, raw, at, PRODUCER_KEYS)
+        name = f.string(src, raw["name"], (*at, "name")) if "name" in raw else None
+        if "name" not in raw:
+            src.report(at, "missing required key 'name'")
+        elif name is not None and any(p.name == name for p in producers):
+            src.report((*at, "name"), f"duplicate producer name '{name}'")
+        tokens = _tokens(src, raw, at)
+        for token in tokens:
+            if token in owners:
+                src.report((*at, "token"), f"the same token is given to producer '{owners[token]}'")
+            owners[token] = name or ""
+        globs = {k: _globs(src, raw, at, k) for k in ("sources", "types")}
+        if name is not None:
+            producers.append(Producer(name, tokens, globs["sources"], globs["types"]))
+    return tuple(producers)
+
+
+def _tokens(src: Source, raw: dict[str, Any], parts: Parts) -> tuple[str, ...]:
+    if "token" not in raw:
+        src.report(parts, "missing required key 'token'")
+        return ()
+    value, at = raw["token"], (*parts, "token")
+    if isinstance(value, list):
+        if not value:
+            src.report(at, "must list at least one token")
+        return f.strings(src, value, at) or ()
+    token = f.string(src, value, at)
+    return () if token is None else (token,)
+
+
+def _globs(src: Source, raw: dict[str, Any], parts: Parts, key: str) -> tuple[str, ...]:
+    if key not in raw:
+        return ()
+    return f.strings(src, raw[key], (*parts, key)) or ()
+
+
+def read_dispatch(src: Source, value: Any) -> Dispatch:
+    parts: Parts = ("dispatch",)
+    raw = f.section(src, value, parts, DISPATCH_KEYS)
+    kw: dict[str, Any] = {}
+    for key in DISPATCH_KEYS:
+        if key not in raw:
+            continue
+        at = (*parts, key)
+        if key in ("max_in_flight", "backlog_high_water"):
+            kw[key] = f.integer(src, raw[key], at, 1)
+        else:
+            kw[key] = f.duration(src, raw[key], at, positive=True)
+    return Dispatch(**{k: v for k, v in kw.items() if v is not None})

@@ -1,0 +1,248 @@
+"""Subscriptions and their delivery settings, read from `config/subscriptions/*.yaml`.
+
+A subscription's `delivery` is merged over `defaults.delivery` from gateway.yaml key by key
+(`retry` too); its `headers` over `defaults.headers`, name by name. Each layer is checked where
+it is written, so a bad default is reported once, at its line in gateway.yaml.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import fields as f
+from gateway.config.expand import Parts, contains_unresolved
+from gateway.config.fields import Source
+from gateway.config.model import Backoff, Delivery, Mode, RetryPolicy, Subscription
+from gateway.diagnostics import Problem, format_path
+from gateway.routing.filters import Filter, FilterError, compile_filter
+
+SUBSCRIPTION_KEYS = (
+    "name", "sink", "types", "source", "filters", "delivery", "headers", "auth", "signing",
+)  # fmt: skip
+DELIVERY_KEYS = ("mode", "timeout", "max_in_flight", "retry", "dead_letter")
+RETRY_KEYS = ("max_attempts", "backoff", "initial_delay", "max_delay", "schedule", "jitter")
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# RFC 9110 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_RESERVED = ("content-type", "content-length", "authorization", "host")
+_RESERVED_PREFIXES = ("webhook-", "ce-")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The delivery keys one file sets (already checked), before merging."""
+
+    delivery: dict[str, Any] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
+
+
+def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
+    """Check a `delivery` mapping and keep the keys it sets."""
+    raw = f.section(src, value, parts, DELIVERY_KEYS)
+    delivery: dict[str, Any] = {}
+    for key in ("mode", "timeout", "max_in_flight", "dead_letter"):
+        if key not in raw:
+            continue
+        checked = _delivery_value(src, key, raw[key], (*parts, key))
+        # `dead_letter: null` removes a dead letter set by the defaults.
+        if checked is not None or (key == "dead_letter" and raw[key] is None):
+            delivery[key] = checked
+    retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
+    return Layer(delivery, retry)
+
+
+def _delivery_value(src: Source, key: str, value: Any, parts: Parts) -> Any:
+    if key == "mode":
+        return _mode(src, value, parts)
+    if key == "timeout":
+        return f.duration(src, value, parts, positive=True)
+    if key == "max_in_flight":
+        return f.integer(src, value, parts, 1)
+    return None if value is None else f.http_url(src, value, parts)
+
+
+def _mode(src: Source, value: Any, parts: Parts) -> Mode | None:
+    if value == "batch":
+        src.report(parts, "delivery mode 'batch' is not supported yet")
+        return None
+    checked = f.choice(src, value, parts, (Mode.BINARY, Mode.STRUCTURED))
+    return None if checked is None else Mode(checked)
+
+
+def _retry(src: Source, value: Any, parts: Parts) -> dict[str, Any]:
+    raw = f.section(src, value, parts, RETRY_KEYS)
+    out: dict[str, Any] = {}
+    for key in RETRY_KEYS:
+        if key not in raw:
+            continue
+        v, at = raw[key], (*parts, key)
+        if key == "max_attempts":
+            checked: Any = f.integer(src, v, at, 1)
+        elif key == "backoff":
+            name = f.choice(src, v, at, tuple(Backoff))
+            checked = None if name is None else Backoff(name)
+        elif key in ("initial_delay", "max_delay"):
+            checked = f.duration(src, v, at)
+        elif key == "schedule":
+            checked = _schedule(src, v, at)
+        else:
+            checked = f.number(src, v, at, 0, 1)
+        if checked is not None:
+            out[key] = checked
+    return out
+
+
+def _schedule(src: Source, value: Any, parts: Parts) -> tuple[float, ...] | None:
+    items = f.sequence(src, value, parts)
+    if items is None:
+        return None
+    if not items:
+        src.report(parts, "must list at least one delay")
+        return None
+    delays = [f.duration(src, item, (*parts, i)) for i, item in enumerate(items)]
+    return None if None in delays else tuple(d for d in delays if d is not None)
+
+
+def merge(defaults: Layer, own: Layer) -> Delivery:
+    """`defaults` then `own`, key by key. A `schedule` without `max_attempts` in its own layer
+    or a later one means `len(schedule) + 1` attempts (CONTRACT 1, retry.schedule)."""
+    retry = {**defaults.retry, **own.retry}
+    counted = "max_attempts" in (own.retry if "schedule" in own.retry else retry)
+    if "schedule" in retry and not counted:
+        retry["max_attempts"] = len(retry["schedule"]) + 1
+    delivery = {**defaults.delivery, **own.delivery}
+    return Delivery(**delivery, retry=RetryPolicy(**retry))
+
+
+Headers = dict[str, tuple[str, str]]
+
+
+def read_headers(src: Source, value: Any, parts: Parts) -> Headers:
+    """Extra request headers as (name, value), keyed by lower-case name (a later layer replaces
+    a header by name, whatever its case)."""
+    raw = f.mapping(src, value, parts)
+    out: Headers = {}
+    for name, v in (raw or {}).items():
+        at = (*parts, name)
+        lower = name.lower()
+        if not _TOKEN.fullmatch(name):
+            src.report(at, "is not a valid header name")
+        elif lower in _RESERVED or lower.startswith(_RESERVED_PREFIXES):
+            src.report(at, f"header '{name}' is set by the gateway and cannot be configured")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            out[lower] = (name, str(v))
+        elif f.string(src, v, at) is not None:
+            if any(c in v for c in "\r\n\0"):
+                src.report(at, "must not contain line breaks")
+            else:
+                out[lower] = (name, v)
+    return out
+
+
+def read_subscription(
+    src: Source, value: Any, parts: Parts, defaults: Layer, default_headers: Headers
+) -> Subscription | None:
+    """One `subscriptions[i]` entry, or None after reporting its problems."""
+    raw = f.mapping(src, value, parts)
+    if raw is None:
+        return None
+    before = len(src.problems)
+    f.check_keys(src, raw, parts, SUBSCRIPTION_KEYS)
+    name = _required(src, raw, parts, "name")
+    if name is not None and not _NAME.fullmatch(name):
+        src.report((*parts, "name"), "must match [a-z0-9][a-z0-9_-]* (lower-case)")
+    sink = _required(src, raw, parts, "sink")
+    sink = None if sink is None else f.http_url(src, sink, (*parts, "sink"))
+    types = _types(src, raw, parts)
+    source = f.string(src, raw["source"], (*parts, "source")) if "source" in raw else None
+    filters = _filters(src, raw.get("filters"), (*parts, "filters"))
+    layer = read_layer(src, raw["delivery"], (*parts, "delivery")) if "delivery" in raw else Layer()
+    headers = {**default_headers}
+    if "headers" in raw:
+        headers.update(read_headers(src, raw["headers"], (*parts, "headers")))
+    bearer = _secret(src, raw, parts, "auth", "bearer")
+    secret = _secret(src, raw, parts, "signing", "secret")
+    if secret is not None and not _is_whsec(secret):
+        src.report(
+            (*parts, "signing", "secret"),
+            "must be 'whsec_' followed by the base64 of 24 to 64 random bytes",
+        )
+    if len(src.problems) > before or name is None or sink is None:
+        return None
+    return Subscription(
+        name=name,
+        sink=sink,
+        types=types,
+        source=source,
+        filters=filters,
+        delivery=merge(defaults, layer),
+        headers=tuple(headers.values()),
+        bearer=bearer,
+        signing_secret=secret,
+        file=src.file,
+        line=src.located.line(parts),
+    )
+
+
+def _required(src: Source, raw: dict[str, Any], parts: Parts, key: str) -> str | None:
+    if key not in raw:
+        src.report(parts, f"missing required key '{key}'")
+        return None
+    return f.string(src, raw[key], (*parts, key))
+
+
+def _types(src: Source, raw: dict[str, Any], parts: Parts) -> tuple[str, ...]:
+    if "types" not in raw:
+        return ()
+    types = f.strings(src, raw["types"], (*parts, "types"))
+    if types == ():
+        src.report((*parts, "types"), "must list at least one type (omit it to accept any type)")
+    return types or ()
+
+
+def _filters(src: Source, value: Any, parts: Parts) -> tuple[Filter, ...]:
+    if value is None:
+        return ()
+    items = f.sequence(src, value, parts)
+    out: list[Filter] = []
+    for i, spec in enumerate(items or ()):
+        if contains_unresolved(spec):
+            continue
+        try:
+            out.append(compile_filter(spec, format_path((*parts, i))))
+        except FilterError as exc:
+            line = src.located.line((*parts, i, *exc.parts))
+            src.problems.append(Problem(src.file, line, exc.path, exc.message))
+    return tuple(out)
+
+
+def _secret(src: Source, raw: dict[str, Any], parts: Parts, block: str, key: str) -> str | None:
+    """`auth.bearer` / `signing.secret`: the only key of its block, a non-empty string."""
+    if block not in raw:
+        return None
+    at = (*parts, block)
+    inner = f.mapping(src, raw[block], at)
+    if inner is None:
+        return None
+    f.check_keys(src, inner, at, (key,))
+    if key not in inner:
+        src.report(at, f"missing required key '{key}'")
+        return None
+    return f.string(src, inner[key], (*at, key))
+
+
+def _is_whsec(secret: str) -> bool:
+    # Standard Webhooks: "whsec_" + base64 of a 24..64-byte key.
+    if not secret.startswith("whsec_"):
+        return False
+    body = secret[len("whsec_") :]
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 24 <= len(key) <= 64

@@ -1,0 +1,281 @@
+"""The dispatcher: leases due deliveries and runs one attempt per row, within explicit bounds.
+
+One loop owns leasing; each leased row becomes one named attempt task. Bounds: the subscription's
+`max_in_flight` (per sink, and separately for its dead-letter sink) and the gateway-wide
+`dispatch.max_in_flight`. A slow subscriber only fills its own slots, so it never holds back the
+others. Outcomes go back to the store, which commits them in groups; `retry.decide` says what an
+outcome means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from gateway.config.model import Dispatch, Subscription
+from gateway.delivery import retry
+from gateway.delivery.sender import Sender
+from gateway.errors import StoreUnavailable
+from gateway.ops.metrics import Metrics
+from gateway.store.base import (
+    Ack,
+    Attempt,
+    Dead,
+    DeadLetterInfo,
+    Kind,
+    Leased,
+    Outcome,
+    Retry,
+    Store,
+)
+
+log = logging.getLogger("gateway.delivery")
+
+# A lease outlives the attempt's timeout by this much before another holder may take the row.
+LEASE_MARGIN = 30.0
+# Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
+MIN_IDLE = 0.005
+
+
+def expired(leased: Leased, now: float) -> bool:
+    """CE expirytime extension: intermediaries MAY discard events whose expirytime has passed."""
+    value = leased.event.attributes.get("expirytime")
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() <= now
+    except ValueError:
+        return False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        subscriptions: Sequence[Subscription],
+        dispatch: Dispatch,
+        *,
+        retention: float,
+        dedupe_window: float,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._subs = {sub.name: sub for sub in subscriptions}
+        self._dispatch = dispatch
+        self._retention = retention
+        self._dedupe_window = dedupe_window
+        self._metrics = metrics or Metrics()
+        self._clock = clock
+        self._inflight: Counter[tuple[str, Kind]] = Counter()
+        self._total = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._abandoned: list[Leased] = []
+        self._paused: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._purger: asyncio.Task[None] | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume subscriptions whose sink changed since they were paused; start the loops."""
+        for name, sink in (await self._store.paused()).items():
+            sub = self._subs.get(name)
+            if sub is not None and sub.sink != sink:
+                await self._store.resume(name)
+                log.info("subscription resumed: its sink changed", extra={"subscription": name})
+            else:
+                self._paused[name] = sink
+        self._loop = asyncio.create_task(self._run(), name="dispatcher")
+        self._purger = asyncio.create_task(self._purge(), name="purger")
+
+    def wake(self) -> None:
+        """Look at the store now (new events were committed or a slot came free)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._total
+
+    @property
+    def paused(self) -> frozenset[str]:
+        return frozenset(self._paused)
+
+    async def stop(self, grace: float) -> None:
+        """Stop leasing, give in-flight attempts `grace` seconds, then cancel and give back."""
+        self._stopping.set()
+        self._wake.set()
+        if self._purger is not None:
+            self._purger.cancel()
+        for task in (self._loop, self._purger):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._abandoned:
+            now = self._clock()
+            try:
+                await self._store.finish([Retry(row, None, now) for row in self._abandoned], now)
+            except StoreUnavailable:
+                log.warning("could not give back %d leases; they expire", len(self._abandoned))
+            self._abandoned.clear()
+
+    # -- leasing --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                leased = await self._fill()
+                timeout = await self._idle_timeout(leased)
+            except StoreUnavailable as exc:
+                log.warning("store unavailable while leasing: %s", exc.detail)
+                timeout = self._dispatch.poll_interval
+            except Exception:
+                log.exception("dispatcher loop failed; retrying")
+                timeout = self._dispatch.poll_interval
+            if timeout > 0 and not self._stopping.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+
+    def _room(self, sub: Subscription, kind: Kind) -> int:
+        own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]
+        return min(own, self._dispatch.max_in_flight - self._total)
+
+    async def _fill(self) -> int:
+        """Lease what every subscription has room for; return how many rows were leased."""
+        count = 0
+        now = self._clock()
+        for sub in self._subs.values():
+            for kind in (Kind.SINK, Kind.DEAD_LETTER):
+                if kind is Kind.SINK and sub.name in self._paused:
+                    continue
+                room = self._room(sub, kind)
+                if room <= 0:
+                    continue
+                lease_for = sub.delivery.timeout + LEASE_MARGIN
+                rows = await self._store.lease(sub.name, kind, room, now, lease_for)
+                for row in rows:
+                    self._spawn(sub, row)
+                count += len(rows)
+        return count
+
+    async def _idle_timeout(self, leased: int) -> float:
+        if leased and self._total < self._dispatch.max_in_flight:
+            return 0.0
+        poll = self._dispatch.poll_interval
+        if self._total >= self._dispatch.max_in_flight:
+            return poll
+        names = [
+            sub.name
+            for sub in self._subs.values()
+            if sub.name not in self._paused and self._room(sub, Kind.SINK) > 0
+        ]
+        due = await self._store.next_due(names) if names else None
+        if due is None:
+            return poll
+        return min(max(due - self._clock(), MIN_IDLE), poll)
+
+    def _spawn(self, sub: Subscription, row: Leased) -> None:
+        self._inflight[(sub.name, row.kind)] += 1
+        self._total += 1
+        task = asyncio.create_task(self._attempt(sub, row), name=f"deliver:{sub.name}:{row.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    async def _attempt(self, sub: Subscription, row: Leased) -> None:
+        try:
+            outcome = await self._deliver(sub, row)
+            await self._store.finish([outcome], self._clock())
+        except asyncio.CancelledError:
+            self._abandoned.append(row)
+            raise
+        except StoreUnavailable as exc:
+            log.warning("outcome not recorded (%s); the lease will expire", exc.detail)
+        except Exception:
+            log.exception("delivery attempt failed unexpectedly", extra={"subscription": sub.name})
+        finally:
+            self._inflight[(sub.name, row.kind)] -= 1
+            self._total -= 1
+            self._wake.set()
+
+    async def _deliver(self, sub: Subscription, row: Leased) -> Outcome:
+        now = self._clock()
+        notify = sub.delivery.dead_letter is not None and row.kind is Kind.SINK
+        if row.kind is Kind.SINK and expired(row, now):
+            info = DeadLetterInfo("expired", None, row.attempt - 1, sub.sink)
+            self._log(sub, row, None, "dead", "expired")
+            return Dead(row, None, info, notify_sink=notify)
+        if row.kind is Kind.DEAD_LETTER and sub.delivery.dead_letter is None:
+            info = row.dead_letter or DeadLetterInfo("exhausted", None, row.attempt, sub.sink)
+            return Dead(row, None, info)
+        result, latency = await self._sender.send(sub, row, now)
+        attempt = Attempt(result.status, latency, result.error)
+        decision = retry.decide(sub.delivery.retry, row.attempt, result)
+        done = self._clock()
+        if isinstance(decision, retry.Succeed):
+            self._log(sub, row, attempt, "delivered")
+            return Ack(row, attempt)
+        if isinstance(decision, retry.RetryAt):
+            self._log(sub, row, attempt, "retry", f"in {decision.delay:.1f}s")
+            return Retry(row, attempt, done + decision.delay)
+        self._log(sub, row, attempt, "dead", decision.reason)
+        if row.kind is Kind.DEAD_LETTER:
+            return Dead(row, attempt, row.dead_letter or DeadLetterInfo(
+                decision.reason, result.status, row.attempt, sub.sink))
+        if decision.reason == "gone":
+            await self._store.pause(sub.name, sub.sink, "410 Gone", done)
+            self._paused[sub.name] = sub.sink
+            log.warning("subscription paused: its sink answered 410 Gone",
+                        extra={"subscription": sub.name})
+        info = DeadLetterInfo(decision.reason, result.status, row.attempt, sub.sink)
+        self._metrics.inc("gateway_dead_letters_total", subscription=sub.name,
+                          reason=decision.reason)
+        return Dead(row, attempt, info, notify_sink=notify)
+
+    def _log(
+        self, sub: Subscription, row: Leased, attempt: Attempt | None, result: str, why: str = ""
+    ) -> None:
+        self._metrics.inc("gateway_delivery_attempts_total", subscription=sub.name, result=result)
+        log.info(
+            "delivery %s%s", result, f" ({why})" if why else "",
+            extra={
+                "event_id": row.event.id,
+                "subscription": sub.name,
+                "kind": row.kind.name.lower(),
+                "attempt": row.attempt,
+                "status": attempt.status if attempt else None,
+                "latency_ms": round(attempt.latency_ms, 1) if attempt else None,
+                "error": attempt.error if attempt else None,
+            },
+        )
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def _purge(self) -> None:
+        while True:
+            await asyncio.sleep(self._dispatch.purge_interval)
+            try:
+                removed = await self._store.purge(
+                    self._clock(), self._retention, self._dedupe_window
+                )
+            except StoreUnavailable as exc:
+                log.warning("purge skipped: %s", exc.detail)
+                continue
+            if removed:
+                log.info("purged %d events past retention", removed)

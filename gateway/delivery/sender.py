@@ -1,0 +1,194 @@
+"""One HTTP delivery attempt: render, sign, POST once, classify what happened.
+
+The sender is the edge of delivery: it owns the client session and connection pool and never
+raises for network problems; it reports a `retry.Result` that `retry.decide` interprets.
+Neither the subscription's credentials nor its sink's query string reach an error message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway import __version__
+from gateway.config.model import Subscription
+from gateway.delivery import retry, signing
+from gateway.delivery.render import render
+from gateway.store.base import Kind, Leased
+
+DEFAULT_USER_AGENT = f"cloudevents-gateway/{__version__}"
+# The response body is read only so the connection can be reused; never more than this.
+MAX_RESPONSE_BODY = 8192
+
+# Fixed wording for the usual network failures, so errors group well in logs and metrics.
+_OS_ERRORS: tuple[tuple[type[OSError], int, str], ...] = (
+    (ConnectionRefusedError, errno.ECONNREFUSED, "connection refused"),
+    (ConnectionResetError, errno.ECONNRESET, "connection reset by peer"),
+    (ConnectionAbortedError, errno.ECONNABORTED, "connection aborted"),
+    (BrokenPipeError, errno.EPIPE, "broken pipe"),
+)
+
+
+class Sender:
+    def __init__(self, *, max_connections: int = 256, user_agent: str = DEFAULT_USER_AGENT) -> None:
+        self._max_connections = max_connections
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Create the client session: one keep-alive pool shared by every subscription."""
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # Responses of one subscriber must not set cookies sent to another.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # The body is discarded; decompressing it would only cost memory.
+            auto_decompress=False,
+            # An event without data goes without Content-Type (CONTRACT 4).
+            skip_auto_headers=("Content-Type", "Accept-Encoding"),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self, sub: Subscription, leased: Leased, now: float
+    ) -> tuple[retry.Result, float]:
+        """Render, add webhook-id/-timestamp/-signature, auth and the subscription's headers, POST
+        once to sub.sink (or sub.delivery.dead_letter for DEAD_LETTER rows) with the per-attempt
+        timeout; never follow redirects; never raise for network problems: return the classified
+        Result and the latency in ms."""
+        if self._session is None:
+            raise RuntimeError("Sender.send called before start()")
+        url = sub.delivery.dead_letter if leased.kind is Kind.DEAD_LETTER else sub.sink
+        if url is None:
+            return retry.Result(None, "no dead_letter sink configured"), 0.0
+        try:
+            request = render(sub, leased)
+            headers = self._headers(sub, leased, now, request.headers, request.body)
+        except (ValueError, TypeError) as exc:
+            # Permanent, but reported like any failed attempt so the row ends up dead-lettered.
+            return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
+        started = time.perf_counter()
+        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
+        result = await self._post(url, headers, request.body, limit, now, started)
+        return result, (time.perf_counter() - started) * 1000.0
+
+    def _headers(
+        self,
+        sub: Subscription,
+        leased: Leased,
+        now: float,
+        rendered: tuple[tuple[str, str], ...],
+        body: bytes,
+    ) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["User-Agent"] = self._user_agent
+        for name, value in sub.headers:
+            headers[name] = value
+        for name, value in rendered:
+            headers[name] = value
+        # Standard Webhooks: the id is the same on every retry (delivery row ids are never
+        # reused); the timestamp is this attempt's, in integer Unix seconds.
+        msg_id = f"msg_{leased.id}"
+        timestamp = int(now)
+        headers["webhook-id"] = msg_id
+        headers["webhook-timestamp"] = str(timestamp)
+        if sub.signing_secret:
+            # Standard Webhooks: signed over the exact body bytes sent.
+            headers["webhook-signature"] = signing.sign(sub.signing_secret, msg_id, timestamp, body)
+        if sub.bearer:
+            # CE webhook 3.1: OAuth 2.0 bearer token in the Authorization header.
+            headers["Authorization"] = f"Bearer {sub.bearer}"
+        return headers
+
+    async def _post(
+        self,
+        url: str,
+        headers: CIMultiDict[str],
+        body: bytes,
+        limit: aiohttp.ClientTimeout,
+        now: float,
+        started: float,
+    ) -> retry.Result:
+        assert self._session is not None
+        try:
+            # CE webhook 2.2: the client MUST NOT follow redirects.
+            async with self._session.post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=limit,
+            ) as response:
+                status = response.status
+                value = response.headers.get("Retry-After")
+                await _drain(response)
+        except TimeoutError:
+            return retry.Result(None, "timeout")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return retry.Result(None, describe(exc, url))
+        waited = time.perf_counter() - started
+        return retry.Result(status, None, retry.parse_retry_after(value, now + waited))
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read and discard up to MAX_RESPONSE_BODY bytes; a longer body closes the connection."""
+    left = MAX_RESPONSE_BODY
+    try:
+        while left > 0:
+            chunk = await response.content.read(left)
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        # The status has arrived; what happens to the body afterwards does not change it.
+        return
+
+
+def describe(exc: BaseException, url: str) -> str:
+    """A short description of a failed attempt, without the sink's query or credentials."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    for kind, code, text in _OS_ERRORS:
+        if isinstance(cause, kind) or (isinstance(cause, OSError) and cause.errno == code):
+            return text
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls error"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid sink url"
+    if isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError):
+        # e.g. a header value with a line break: the request could not be built.
+        return "invalid request"
+    text = str(exc)
+    for form in _spellings(url):
+        text = text.replace(form, _redact(url))
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _spellings(url: str) -> list[str]:
+    """The sink URL as written and as the client library normalises it, longest first."""
+    forms = {url}
+    with contextlib.suppress(ValueError, TypeError):
+        forms.add(str(URL(url)))
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def _redact(url: str) -> str:
+    """The URL without user-info, query and fragment."""
+    try:
+        parsed = URL(url)
+        return str(parsed.with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "<sink>"

@@ -1,0 +1,105 @@
+"""HTTP ingest: the only code that reads `aiohttp.web.Request` on the way in.
+
+`POST /events` takes CloudEvents in binary, structured or batched mode (CE HTTP binding 3) and
+answers 202 only after every event of the request is committed. `OPTIONS /events` answers the
+abuse-protection handshake (CE webhook spec 4).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import Backpressure, GatewayError, PayloadTooLarge
+from gateway.event import Event
+from gateway.ingest import modes
+from gateway.ingest.producers import authenticate, authorize
+from gateway.runtime import GATEWAY, Gateway
+from gateway.store.base import NewEvent
+
+log = logging.getLogger("gateway.ingest")
+
+RETRY_AFTER_BACKLOG = "5"
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading them all."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def accept(gw: Gateway, events: list[Event], *, batch: bool) -> web.Response:
+    """Validate, route and durably store the events of one request; all or nothing."""
+    routed: list[NewEvent] = []
+    for index, event in enumerate(events):
+        try:
+            gw.registry.validate(event, gw.config.unknown_types)
+        except GatewayError as error:
+            raise error.at(index) if batch else error
+        routed.append(NewEvent(event, gw.route(event)))
+    config = gw.config
+    duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
+    gw.dispatcher.wake()
+    fresh = sum(1 for d in duplicates if not d)
+    gw.metrics.inc("gateway_events_accepted_total", fresh)
+    if fresh != len(events):
+        gw.metrics.inc("gateway_events_duplicate_total", len(events) - fresh)
+    body = {
+        "ids": [e.id for e in events],
+        "duplicates": [e.id for e, dup in zip(events, duplicates, strict=True) if dup],
+    }
+    return web.Response(status=202, body=orjson.dumps(body), content_type="application/json")
+
+
+async def post_events(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    config = gw.config
+    try:
+        producer = authenticate(config.producers, request.headers, request.query)
+        if await gw.store.pending() >= config.dispatch.backlog_high_water:
+            raise Backpressure(
+                "the delivery backlog is over its high-water mark; retry later",
+                headers={"Retry-After": RETRY_AFTER_BACKLOG},
+            )
+        body = await read_body(request, config.server.max_body_bytes)
+        mode, events = modes.parse(request.headers, body)
+        batch = mode is modes.ContentMode.BATCH
+        for index, event in enumerate(events):
+            try:
+                authorize(producer, event)
+            except GatewayError as error:
+                raise error.at(index) if batch else error
+        return await accept(gw, events, batch=batch)
+    except GatewayError as error:
+        gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
+        raise
+
+
+async def options_events(request: web.Request) -> web.Response:
+    """CE webhook spec 4.2: grant delivery to any origin that asks (auth is separate)."""
+    headers = {"Allow": "POST, OPTIONS"}
+    origin = request.headers.get("WebHook-Request-Origin")
+    if origin:
+        headers["WebHook-Allowed-Origin"] = origin
+        # 4.2: MUST answer WebHook-Allowed-Rate when a rate was requested; "*" means unlimited.
+        headers["WebHook-Allowed-Rate"] = "*"
+    return web.Response(status=200, headers=headers)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/events", post_events)
+    app.router.add_route("OPTIONS", "/events", options_events)

@@ -1,0 +1,236 @@
+"""Subscription filters (CloudEvents Subscriptions API 3.2.4) compiled once into small objects.
+
+`compile_filter` turns one YAML/JSON filter (`{"prefix": {"type": "com.example."}}`) into a
+`Filter`; `match` and `explain` apply a subscription's `types`, `source` and filters to an event.
+Matching runs per event per subscription, so filters hold pre-checked tuples and do no parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.event import Event, canonical
+
+if TYPE_CHECKING:
+    from gateway.config.model import Subscription
+
+Parts = tuple[str | int, ...]
+
+# CE core, Attribute Naming Convention: lower-case ASCII letters and digits.
+_ATTRIBUTE = re.compile(r"[a-z0-9]+")
+_ATTRIBUTE_DIALECTS = ("exact", "prefix", "suffix")
+SUPPORTED = ("exact", "prefix", "suffix", "all", "any", "not")
+
+
+class Filter(Protocol):
+    def match(self, event: Event) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class FilterError(Exception):
+    """An invalid filter; `path` is the key path of the offending part, `parts` the same path
+    relative to the filter given to `compile_filter` (for finding its line)."""
+
+    def __init__(self, path: str, message: str, parts: Parts = ()) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+        self.parts = parts
+
+
+class _Described:
+    """Shows a compiled filter as its description."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<filter {self.describe()}>"
+
+
+class _Attributes(_Described):
+    """exact / prefix / suffix: every listed attribute is present and passes `test`."""
+
+    __slots__ = ("_items", "_test", "_text")
+
+    def __init__(
+        self, dialect: str, items: tuple[tuple[str, str], ...], test: Callable[[str, str], bool]
+    ) -> None:
+        self._items = items
+        self._test = test
+        self._text = dialect + "".join(f" {n}={json.dumps(v)}" for n, v in items)
+
+    def match(self, event: Event) -> bool:
+        attributes = event.attributes
+        for name, wanted in self._items:
+            value = attributes.get(name)
+            # Knative: a missing attribute fails; other types compare by canonical string.
+            if value is None or not self._test(
+                value if value.__class__ is str else canonical(value), wanted
+            ):
+                return False
+        return True
+
+    def describe(self) -> str:
+        return self._text
+
+
+class _All(_Described):
+    __slots__ = ("_filters",)
+
+    def __init__(self, filters: tuple[Filter, ...]) -> None:
+        self._filters = filters
+
+    def match(self, event: Event) -> bool:
+        for f in self._filters:  # noqa: SIM110 -- a plain loop beats all() over a generator
+            if not f.match(event):
+                return False
+        return True
+
+    def describe(self) -> str:
+        return f"all({', '.join(f.describe() for f in self._filters)})"
+
+
+class _Any(_Described):
+    __slots__ = ("_filters",)
+
+    def __init__(self, filters: tuple[Filter, ...]) -> None:
+        self._filters = filters
+
+    def match(self, event: Event) -> bool:
+        for f in self._filters:  # noqa: SIM110 -- a plain loop beats any() over a generator
+            if f.match(event):
+                return True
+        return False
+
+    def describe(self) -> str:
+        return f"any({', '.join(f.describe() for f in self._filters)})"
+
+
+class _Not(_Described):
+    __slots__ = ("_filter",)
+
+    def __init__(self, inner: Filter) -> None:
+        self._filter = inner
+
+    def match(self, event: Event) -> bool:
+        return not self._filter.match(event)
+
+    def describe(self) -> str:
+        return f"not({self._filter.describe()})"
+
+
+_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "exact": operator.eq,
+    "prefix": str.startswith,
+    "suffix": str.endswith,
+}
+
+
+def compile_filter(spec: object, path: str) -> Filter:
+    """Build a `Filter` from one filter object; raises FilterError naming the offending part."""
+    return _compile(spec, path, ())
+
+
+def _compile(spec: object, path: str, parts: Parts) -> Filter:
+    dialect, body = _dialect(spec, path, parts)
+    inner = (*parts, dialect)
+    if dialect in _ATTRIBUTE_DIALECTS:
+        return _Attributes(dialect, _attribute_items(body, path, inner), _TESTS[dialect])
+    if dialect in ("all", "any"):
+        if not isinstance(body, list) or not body:
+            raise _error(path, inner, f"'{dialect}' must be a non-empty list of filters")
+        nested = tuple(_compile(item, path, (*inner, i)) for i, item in enumerate(body))
+        return _All(nested) if dialect == "all" else _Any(nested)
+    return _Not(_compile(body, path, inner))
+
+
+def _dialect(spec: object, path: str, parts: Parts) -> tuple[str, object]:
+    if not isinstance(spec, dict) or not spec:
+        raise _error(path, parts, f"a filter is a mapping with one dialect key ({_choices()})")
+    if len(spec) > 1:
+        keys = ", ".join(str(k) for k in spec)
+        raise _error(path, parts, f"a filter has exactly one dialect key, found {keys}")
+    ((dialect, body),) = spec.items()
+    if dialect == "sql":
+        raise _error(path, (*parts, "sql"), "the sql dialect (CESQL) is not supported yet")
+    if dialect not in SUPPORTED:
+        raise _error(path, (*parts, dialect), f"unknown filter dialect '{dialect}' ({_choices()})")
+    return str(dialect), body
+
+
+def _attribute_items(body: object, path: str, parts: Parts) -> tuple[tuple[str, str], ...]:
+    dialect = parts[-1]
+    if not isinstance(body, dict) or not body:
+        raise _error(path, parts, f"'{dialect}' must map attribute names to values")
+    items: list[tuple[str, str]] = []
+    for name, value in body.items():
+        at = (*parts, name)
+        if not isinstance(name, str) or not _ATTRIBUTE.fullmatch(name):
+            raise _error(path, at, "attribute names are lower-case letters and digits")
+        # Subscriptions API 3.2.4: values are non-empty strings; YAML integers and booleans
+        # are taken as their canonical strings (CE core, Type System).
+        if not isinstance(value, str | int):
+            raise _error(path, at, "must be a string")
+        text = canonical(value)
+        if not text:
+            raise _error(path, at, "must not be empty")
+        items.append((name, text))
+    return tuple(items)
+
+
+def _choices() -> str:
+    return "supported: " + ", ".join(SUPPORTED)
+
+
+def _error(path: str, parts: Parts, message: str) -> FilterError:
+    suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+    full = (path + suffix) if path else suffix.lstrip(".")
+    return FilterError(full, message, parts)
+
+
+def match(sub: Subscription, event: Event) -> bool:
+    """True when the event passes the subscription's `types`, `source` and every filter."""
+    attributes = event.attributes
+    if sub.types and attributes.get("type") not in sub.types:
+        return False
+    if sub.source is not None and attributes.get("source") != sub.source:
+        return False
+    for f in sub.filters:  # noqa: SIM110 -- a plain loop beats all() over a generator
+        if not f.match(event):
+            return False
+    return True
+
+
+def explain(sub: Subscription, event: Event) -> tuple[bool, str]:
+    """Whether the subscription takes the event, and the first reason it does not."""
+    attributes = event.attributes
+    kind = attributes.get("type")
+    if sub.types and kind not in sub.types:
+        return False, f"type {_show(kind)} not in types [{', '.join(sub.types)}]"
+    source = attributes.get("source")
+    if sub.source is not None and source != sub.source:
+        return False, f"source {_show(source)} is not {sub.source}"
+    failed = _first_failure(sub.filters, event)
+    if failed is not None:
+        i, f = failed
+        return False, f"filters[{i}] {f.describe()} did not match"
+    return True, "matched"
+
+
+def _first_failure(filters: Sequence[Filter], event: Event) -> tuple[int, Filter] | None:
+    for i, f in enumerate(filters):
+        if not f.match(event):
+            return i, f
+    return None
+
+
+def _show(value: object) -> str:
+    return "(missing)" if value is None else str(value)

@@ -1,0 +1,322 @@
+"""The in-memory store: the `Store` semantics with plain dicts and no I/O, for unit tests.
+
+It passes the same contract suite as the SQLite store. Attributes are kept as their JSON
+serialization, as the SQL stores keep them, so an event that a SQL store could not store fails
+here too, and callers never share mutable state with the store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import orjson
+
+from gateway.errors import StoreUnavailable
+from gateway.event import AttributeValue, DataKind, Event
+from gateway.store.base import (
+    Ack,
+    Attempt,
+    Dead,
+    DeadLetter,
+    DeadLetterInfo,
+    Kind,
+    Leased,
+    NewEvent,
+    Outcome,
+    Retry,
+    State,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    source: str
+    id: str
+    attrs: bytes
+    data: bytes | None
+    kind: DataKind
+    received_at: float
+
+    def event(self) -> Event:
+        attributes: dict[str, AttributeValue] = orjson.loads(self.attrs)
+        return Event(attributes=attributes, data=self.data, kind=self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One delivery row, the same columns as the SQL `deliveries` table."""
+
+    id: int
+    event_seq: int
+    subscription: str
+    kind: Kind
+    due_at: float
+    created_at: float
+    updated_at: float
+    state: State = State.PENDING
+    attempts: int = 0
+    lease: int | None = None
+    ordering_key: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    dead: DeadLetterInfo | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAttempt:
+    """One entry of the attempts log."""
+
+    delivery_id: int
+    attempt: int
+    at: float
+    result: Attempt
+
+
+class MemoryStore:
+    """`Store` in dicts. `attempts` is the attempts log, for tests to read."""
+
+    def __init__(self) -> None:
+        self.attempts: list[LoggedAttempt] = []
+        self._events: dict[int, _Stored] = {}
+        self._rows: dict[int, _Row] = {}
+        self._dedupe: dict[tuple[str, str], float] = {}
+        self._paused: dict[str, str] = {}
+        self._seqs = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._open = False
+
+    async def open(self) -> None:
+        now = time.time()
+        for row in list(self._rows.values()):
+            if row.state is State.PENDING and row.lease is not None:
+                self._put(row, lease=None, due_at=min(row.due_at, now), updated_at=now)
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def ping(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if not self._open:
+            raise StoreUnavailable("store unavailable: the store is closed")
+
+    def _put(self, row: _Row, **changes: object) -> _Row:
+        new = replace(row, **changes)  # type: ignore[arg-type]
+        self._rows[new.id] = new
+        return new
+
+    async def append(
+        self, batch: Sequence[NewEvent], now: float, dedupe_window: float
+    ) -> list[bool]:
+        self._check()
+        # Everything is staged first so that a failing event leaves no trace (all or nothing).
+        seen: dict[tuple[str, str], float] = {}
+        events: dict[int, _Stored] = {}
+        rows: list[_Row] = []
+        duplicates: list[bool] = []
+        for item in batch:
+            event = item.event
+            key = (event.source, event.id)
+            last = seen.get(key, self._dedupe.get(key))
+            if last is not None and last > now - dedupe_window:
+                duplicates.append(True)
+                continue
+            attrs = orjson.dumps(event.attributes)
+            seq = next(self._seqs)
+            seen[key] = now
+            events[seq] = _Stored(event.source, event.id, attrs, event.data, event.kind, now)
+            rows.extend(
+                _Row(
+                    next(self._ids),
+                    seq,
+                    name,
+                    Kind.SINK,
+                    now,
+                    now,
+                    now,
+                    ordering_key=item.ordering_key,
+                )
+                for name in dict.fromkeys(item.subscriptions)
+            )
+            duplicates.append(False)
+        self._dedupe.update(seen)
+        self._events.update(events)
+        self._rows.update((row.id, row) for row in rows)
+        return duplicates
+
+    async def lease(
+        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
+    ) -> list[Leased]:
+        self._check()
+        due = sorted(
+            (row.due_at, row.id)
+            for row in self._rows.values()
+            if row.subscription == subscription
+            and row.kind == kind
+            and row.state is State.PENDING
+            and row.due_at <= now
+        )[: max(limit, 0)]
+        token = next(self._tokens)
+        leased: list[Leased] = []
+        for _, ident in due:
+            row = self._rows[ident]
+            row = self._put(
+                row, attempts=row.attempts + 1, lease=token, due_at=now + lease_for, updated_at=now
+            )
+            stored = self._events[row.event_seq]
+            leased.append(
+                Leased(
+                    id=row.id,
+                    subscription=row.subscription,
+                    kind=row.kind,
+                    attempt=row.attempts,
+                    lease=token,
+                    event=stored.event(),
+                    received_at=stored.received_at,
+                    dead_letter=row.dead if row.kind is Kind.DEAD_LETTER else None,
+                )
+            )
+        return leased
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
+        self._check()
+        for outcome in outcomes:
+            self._apply(outcome, now)
+
+    def _apply(self, outcome: Outcome, now: float) -> None:
+        leased, attempt = outcome.delivery, outcome.attempt
+        row = self._rows.get(leased.id)
+        if row is None or row.state is not State.PENDING or row.lease != leased.lease:
+            return  # a stale lease: a newer holder owns the row, or it has ended
+        common: dict[str, object] = {"lease": None, "updated_at": now}
+        if attempt is None:
+            common["attempts"] = row.attempts - 1  # given back untried
+        else:
+            common.update(last_status=attempt.status, last_error=attempt.error)
+        if isinstance(outcome, Ack):
+            self._put(row, state=State.DELIVERED, finished_at=now, **common)
+        elif isinstance(outcome, Retry):
+            self._put(row, due_at=outcome.due_at, **common)
+        else:
+            self._kill(row, outcome, now, common)
+        if attempt is not None:
+            self.attempts.append(LoggedAttempt(row.id, leased.attempt, now, attempt))
+
+    def _kill(self, row: _Row, outcome: Dead, now: float, common: dict[str, object]) -> None:
+        self._put(row, state=State.DEAD, finished_at=now, dead=outcome.info, **common)
+        if outcome.notify_sink and row.kind is Kind.SINK:
+            notice = _Row(
+                next(self._ids),
+                row.event_seq,
+                row.subscription,
+                Kind.DEAD_LETTER,
+                now,
+                now,
+                now,
+                ordering_key=row.ordering_key,
+                dead=outcome.info,
+            )
+            self._rows[notice.id] = notice
+
+    async def next_due(self, subscriptions: Sequence[str]) -> float | None:
+        self._check()
+        names = set(subscriptions)
+        due = [
+            row.due_at
+            for row in self._rows.values()
+            if row.state is State.PENDING and row.subscription in names
+        ]
+        return min(due) if due else None
+
+    async def pending(self) -> int:
+        self._check()
+        return sum(1 for row in self._rows.values() if row.state is State.PENDING)
+
+    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
+        self._check()
+        self._paused[subscription] = sink
+
+    async def resume(self, subscription: str) -> None:
+        self._check()
+        self._paused.pop(subscription, None)
+
+    async def paused(self) -> Mapping[str, str]:
+        self._check()
+        return dict(sorted(self._paused.items()))
+
+    async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
+        self._check()
+        dead = sorted(
+            (
+                row
+                for row in self._rows.values()
+                if row.state is State.DEAD
+                and row.kind is Kind.SINK
+                and subscription in (None, row.subscription)
+            ),
+            key=lambda row: (row.updated_at, row.id),
+            reverse=True,
+        )[: max(limit, 0)]
+        return [
+            DeadLetter(
+                id=row.id,
+                subscription=row.subscription,
+                event=self._events[row.event_seq].event(),
+                reason=row.dead.reason if row.dead else None,
+                status=row.dead.status if row.dead else None,
+                attempts=row.dead.attempts if row.dead else row.attempts,
+                updated_at=row.updated_at,
+            )
+            for row in dead
+        ]
+
+    async def redeliver(self, delivery_id: int, now: float) -> bool:
+        self._check()
+        row = self._rows.get(delivery_id)
+        if row is None or row.state is not State.DEAD or row.kind is not Kind.SINK:
+            return False
+        self._put(
+            row,
+            state=State.PENDING,
+            due_at=now,
+            lease=None,
+            attempts=0,
+            finished_at=None,
+            updated_at=now,
+            dead=None,
+        )
+        return True
+
+    async def purge(self, now: float, retention: float, dedupe_window: float) -> int:
+        self._check()
+        cutoff = now - retention
+        held: set[int] = set()
+        by_event: dict[int, list[int]] = {}
+        for row in self._rows.values():
+            by_event.setdefault(row.event_seq, []).append(row.id)
+            ended = row.finished_at
+            if row.state is State.PENDING or (ended is not None and ended >= cutoff):
+                held.add(row.event_seq)
+        doomed = [
+            seq
+            for seq, stored in self._events.items()
+            if stored.received_at < cutoff and seq not in held
+        ]
+        removed: set[int] = set()
+        for seq in doomed:
+            del self._events[seq]
+            for ident in by_event.get(seq, ()):
+                del self._rows[ident]
+                removed.add(ident)
+        self.attempts = [entry for entry in self.attempts if entry.delivery_id not in removed]
+        for key, seen in list(self._dedupe.items()):
+            if seen <= now - dedupe_window:
+                del self._dedupe[key]
+        return len(doomed)

@@ -1,0 +1,201 @@
+-- Named queries of the SQLite store. Each block starts with `-- name: <name>`; parameters are
+-- named (`:now`). Enum values are those of gateway.store.base (State, Kind).
+
+-- Connection settings ---------------------------------------------------------------------
+
+-- name: journal_wal
+PRAGMA journal_mode = WAL;
+
+-- name: synchronous_normal
+PRAGMA synchronous = NORMAL;
+
+-- name: synchronous_full
+PRAGMA synchronous = FULL;
+
+-- name: journal_mode
+PRAGMA journal_mode;
+
+-- name: synchronous
+PRAGMA synchronous;
+
+-- name: schema_version
+SELECT value FROM meta WHERE key = 'schema_version';
+
+-- Transactions of the writer ----------------------------------------------------------------
+
+-- name: begin
+BEGIN IMMEDIATE;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- name: savepoint
+SAVEPOINT unit;
+
+-- name: release
+RELEASE unit;
+
+-- name: rollback_unit
+ROLLBACK TO unit;
+
+-- Open ----------------------------------------------------------------------------------------
+
+-- name: give_back_leases
+-- This process owns the file, so every lease still set was left by a previous run.
+UPDATE deliveries
+SET lease = NULL, due_at = MIN(due_at, :now), updated_at = :now
+WHERE state = 0 AND lease IS NOT NULL;
+
+-- name: count_pending
+SELECT COUNT(*) FROM deliveries WHERE state = 0;
+
+-- name: ping
+SELECT 1;
+
+-- Append --------------------------------------------------------------------------------------
+
+-- name: dedupe_claim
+-- Changes one row when the key is new or was last seen before :cutoff (not a duplicate).
+INSERT INTO dedupe (source, id, seen_at) VALUES (:source, :id, :now)
+ON CONFLICT (source, id) DO UPDATE SET seen_at = excluded.seen_at
+WHERE dedupe.seen_at <= :cutoff;
+
+-- name: event_insert
+INSERT INTO events (source, id, type, attrs, data, kind, received_at)
+VALUES (:source, :id, :type, :attrs, :data, :kind, :now);
+
+-- name: delivery_insert
+INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
+                        created_at, updated_at)
+VALUES (:seq, :subscription, 0, 0, 0, :now, :ordering_key, :now, :now);
+
+-- Lease ---------------------------------------------------------------------------------------
+
+-- name: any_due
+SELECT 1 FROM deliveries
+WHERE subscription = :subscription AND kind = :kind AND state = 0 AND due_at <= :now
+LIMIT 1;
+
+-- name: lease_due
+SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
+       e.attrs, e.data, e.kind, e.received_at
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.subscription = :subscription AND d.kind = :kind AND d.state = 0 AND d.due_at <= :now
+ORDER BY d.due_at, d.id
+LIMIT :limit;
+
+-- name: lease_mark
+UPDATE deliveries
+SET attempts = attempts + 1, lease = :lease, due_at = :until, updated_at = :now
+WHERE id = :id;
+
+-- name: next_due
+SELECT MIN(due_at) FROM deliveries
+WHERE subscription = :subscription AND kind = :kind AND state = 0;
+
+-- Finish (every update is fenced by the lease token) ----------------------------------------
+
+-- name: finish_ack
+UPDATE deliveries
+SET state = 1, lease = NULL, finished_at = :now, updated_at = :now,
+    last_status = :status, last_error = :error
+WHERE id = :id AND lease = :lease AND state = 0;
+
+-- name: finish_retry
+-- :tried is 0 when the row is given back untried: its lease's attempt is not counted.
+UPDATE deliveries
+SET lease = NULL, due_at = :due_at, updated_at = :now, attempts = attempts - 1 + :tried,
+    last_status = CASE WHEN :tried THEN :status ELSE last_status END,
+    last_error = CASE WHEN :tried THEN :error ELSE last_error END
+WHERE id = :id AND lease = :lease AND state = 0;
+
+-- name: finish_dead
+UPDATE deliveries
+SET state = 2, lease = NULL, finished_at = :now, updated_at = :now,
+    attempts = attempts - 1 + :tried,
+    last_status = CASE WHEN :tried THEN :status ELSE last_status END,
+    last_error = CASE WHEN :tried THEN :error ELSE last_error END,
+    dl_reason = :reason, dl_status = :dl_status, dl_attempts = :dl_attempts, dl_sink = :sink
+WHERE id = :id AND lease = :lease AND state = 0;
+
+-- name: dead_letter_insert
+-- The notice for a dead SINK row; a dead notice spawns none (kind = 0).
+INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
+                        dl_reason, dl_status, dl_attempts, dl_sink, created_at, updated_at)
+SELECT event_seq, subscription, 1, 0, 0, :now, ordering_key,
+       dl_reason, dl_status, dl_attempts, dl_sink, :now, :now
+FROM deliveries WHERE id = :id AND kind = 0;
+
+-- name: attempt_log
+INSERT INTO attempts (delivery_id, attempt, at, status, latency_ms, error)
+VALUES (:id, :attempt, :now, :status, :latency_ms, :error);
+
+-- Pause ---------------------------------------------------------------------------------------
+
+-- name: pause
+INSERT INTO paused (subscription, sink, reason, paused_at)
+VALUES (:subscription, :sink, :reason, :now)
+ON CONFLICT (subscription) DO UPDATE
+SET sink = excluded.sink, reason = excluded.reason, paused_at = excluded.paused_at;
+
+-- name: resume
+DELETE FROM paused WHERE subscription = :subscription;
+
+-- name: paused
+SELECT subscription, sink FROM paused ORDER BY subscription;
+
+-- Dead letters --------------------------------------------------------------------------------
+
+-- name: dead_letters_all
+SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),
+       d.updated_at, e.attrs, e.data, e.kind
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.state = 2 AND d.kind = 0
+ORDER BY d.updated_at DESC, d.id DESC
+LIMIT :limit;
+
+-- name: dead_letters_of
+SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),
+       d.updated_at, e.attrs, e.data, e.kind
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.state = 2 AND d.kind = 0 AND d.subscription = :subscription
+ORDER BY d.updated_at DESC, d.id DESC
+LIMIT :limit;
+
+-- name: redeliver
+-- A fresh start: due now, with the whole retry budget again.
+UPDATE deliveries
+SET state = 0, due_at = :now, lease = NULL, attempts = 0, finished_at = NULL, updated_at = :now,
+    dl_reason = NULL, dl_status = NULL, dl_attempts = NULL, dl_sink = NULL
+WHERE id = :id AND state = 2 AND kind = 0;
+
+-- Purge ---------------------------------------------------------------------------------------
+
+-- name: purge_scan
+-- The next events after :after, each with whether it is old and whether it can go.
+SELECT e.seq,
+       e.received_at < :cutoff,
+       e.received_at < :cutoff AND NOT EXISTS (
+           SELECT 1 FROM deliveries AS d
+           WHERE d.event_seq = e.seq AND (d.state = 0 OR d.finished_at >= :cutoff))
+FROM events AS e
+WHERE e.seq > :after
+ORDER BY e.seq
+LIMIT :limit;
+
+-- name: purge_attempts
+DELETE FROM attempts
+WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = :seq);
+
+-- name: purge_deliveries
+DELETE FROM deliveries WHERE event_seq = :seq;
+
+-- name: purge_event
+DELETE FROM events WHERE seq = :seq;
+
+-- name: purge_dedupe
+DELETE FROM dedupe
+WHERE (source, id) IN (SELECT source, id FROM dedupe WHERE seen_at <= :cutoff LIMIT :limit);

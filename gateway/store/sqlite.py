@@ -1,0 +1,391 @@
+"""The SQLite store: the embedded default, one file owned by one gateway process.
+
+Writes (append, lease, finish, pause, resume, redeliver, purge) go through the group-commit
+`Writer`; reads run inline on the event loop and see committed state. WAL with
+`synchronous=NORMAL` survives a process crash; `?synchronous=full` survives power loss. The SQL
+lives in `queries/schema.sql` and `queries/sqlite.sql`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway.errors import StoreUnavailable
+from gateway.event import AttributeValue, DataKind, Event
+from gateway.store.base import (
+    Ack,
+    DeadLetter,
+    DeadLetterInfo,
+    Kind,
+    Leased,
+    NewEvent,
+    Outcome,
+    Retry,
+)
+from gateway.store.queries import load_queries, read_sql
+from gateway.store.writer import Work, Writer, unavailable
+
+SCHEMA_VERSION = 1
+MEMORY = ":memory:"
+PURGE_CHUNK = 500  # events (or dedupe keys) per purge transaction
+SYNCHRONOUS = ("normal", "full")
+_SYNC_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """What the connection actually runs with (for start-up logs and tests)."""
+
+    journal_mode: str
+    synchronous: str
+
+
+class SqliteStore:
+    """`Store` on one SQLite file (or `:memory:`)."""
+
+    def __init__(self, path: str, *, synchronous: str = "normal") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
+        self.path = path
+        self.synchronous = synchronous
+        self._q = load_queries("sqlite.sql")
+        self._conn: sqlite3.Connection | None = None
+        self._lock: int | None = None
+        self._writer: Writer | None = None
+        self._commits = 0
+        self._pending = 0
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed by the writer(s) of this store (group commit shares them)."""
+        return self._commits + (self._writer.commits if self._writer else 0)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        try:
+            self._lock = _lock(self.path)
+            self._conn = self._connect()
+        except BaseException:
+            self._release()
+            raise
+        self._writer = Writer(self._conn, self._q, self._committed)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Stop taking writes, let the writer drain what is queued, then let go of the file."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.stop()
+            self._commits += writer.commits
+        self._release()
+
+    def _committed(self, delta: int) -> None:
+        self._pending += delta
+
+    async def _submit(self, work: Work[T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("store unavailable: the store is closed")
+        return await self._writer.submit(work)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+        try:
+            conn.execute(self._q["journal_wal"]).fetchall()
+            conn.execute(self._q[f"synchronous_{self.synchronous}"])
+            conn.executescript(read_sql("schema.sql"))
+            (version,) = conn.execute(self._q["schema_version"]).fetchone()
+            if int(version) > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"store unavailable: the database has schema version {version}; "
+                    f"this gateway knows up to {SCHEMA_VERSION}"
+                )
+            conn.execute(self._q["give_back_leases"], {"now": time.time()})
+            (self._pending,) = conn.execute(self._q["count_pending"]).fetchone()
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise unavailable(exc) from exc
+            raise
+        return conn
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the flock
+            self._lock = None
+
+    def durability(self) -> Durability:
+        (journal,) = self._read("journal_mode")[0]
+        (sync,) = self._read("synchronous")[0]
+        return Durability(str(journal).lower(), _SYNC_NAMES.get(int(sync), str(sync)))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("store unavailable: the store is closed")
+        return self._conn
+
+    def _read(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        conn = self._connection()
+        try:
+            return conn.execute(self._q[name], params or {}).fetchall()
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+
+    async def ping(self) -> None:
+        self._read("ping")
+
+    async def pending(self) -> int:
+        self._connection()
+        return self._pending
+
+    async def next_due(self, subscriptions: Sequence[str]) -> float | None:
+        # One MIN per (subscription, kind): each is a single probe of deliveries_due.
+        found = [
+            self._read("next_due", {"subscription": name, "kind": int(kind)})[0][0]
+            for name in dict.fromkeys(subscriptions)
+            for kind in Kind
+        ]
+        due = [value for value in found if value is not None]
+        return min(due) if due else None
+
+    async def paused(self) -> Mapping[str, str]:
+        return {name: sink for name, sink in self._read("paused")}
+
+    async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
+        if subscription is None:
+            rows = self._read("dead_letters_all", {"limit": limit})
+        else:
+            rows = self._read("dead_letters_of", {"subscription": subscription, "limit": limit})
+        return [
+            DeadLetter(
+                id=row[0],
+                subscription=row[1],
+                event=_event(row[6], row[7], row[8]),
+                reason=row[2],
+                status=row[3],
+                attempts=row[4],
+                updated_at=row[5],
+            )
+            for row in rows
+        ]
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def append(
+        self, batch: Sequence[NewEvent], now: float, dedupe_window: float
+    ) -> list[bool]:
+        if not batch:
+            return []
+        return await self._submit(lambda conn: self._append(conn, batch, now, dedupe_window))
+
+    def _append(
+        self, conn: sqlite3.Connection, batch: Sequence[NewEvent], now: float, window: float
+    ) -> tuple[list[bool], int]:
+        duplicates: list[bool] = []
+        added = 0
+        for item in batch:
+            event = item.event
+            key = {"source": event.source, "id": event.id, "now": now, "cutoff": now - window}
+            if conn.execute(self._q["dedupe_claim"], key).rowcount != 1:
+                duplicates.append(True)
+                continue
+            row = {
+                **key,
+                "type": event.type,
+                "attrs": orjson.dumps(event.attributes),
+                "data": event.data,
+                "kind": int(event.kind),
+            }
+            seq = conn.execute(self._q["event_insert"], row).lastrowid
+            names = dict.fromkeys(item.subscriptions)
+            conn.executemany(
+                self._q["delivery_insert"],
+                [
+                    {
+                        "seq": seq,
+                        "subscription": name,
+                        "ordering_key": item.ordering_key,
+                        "now": now,
+                    }
+                    for name in names
+                ],
+            )
+            added += len(names)
+            duplicates.append(False)
+        return duplicates, added
+
+    async def lease(
+        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
+    ) -> list[Leased]:
+        kind = Kind(kind)
+        params = {"subscription": subscription, "kind": int(kind), "now": now}
+        # A read first: an idle subscription costs no transaction.
+        if limit <= 0 or not self._read("any_due", params):
+            return []
+        until = now + lease_for
+        return await self._submit(lambda conn: self._lease(conn, params, kind, limit, until))
+
+    def _lease(
+        self,
+        conn: sqlite3.Connection,
+        params: dict[str, Any],
+        kind: Kind,
+        limit: int,
+        until: float,
+    ) -> tuple[list[Leased], int]:
+        rows = conn.execute(self._q["lease_due"], {**params, "limit": limit}).fetchall()
+        token = secrets.randbits(63)
+        marks = [
+            {"id": row[0], "lease": token, "until": until, "now": params["now"]} for row in rows
+        ]
+        conn.executemany(self._q["lease_mark"], marks)
+        return [_leased(row, params["subscription"], kind, token) for row in rows], 0
+
+    async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
+        if outcomes:
+            await self._submit(lambda conn: self._finish(conn, outcomes, now))
+
+    def _finish(
+        self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float
+    ) -> tuple[None, int]:
+        return None, sum(self._outcome(conn, outcome, now) for outcome in outcomes)
+
+    def _outcome(self, conn: sqlite3.Connection, outcome: Outcome, now: float) -> int:
+        """Apply one outcome if its lease is still current; return the change of pending rows."""
+        row, attempt = outcome.delivery, outcome.attempt
+        params: dict[str, Any] = {
+            "id": row.id,
+            "lease": row.lease,
+            "now": now,
+            "tried": attempt is not None,
+            "status": attempt.status if attempt else None,
+            "error": attempt.error if attempt else None,
+        }
+        delta = 0
+        if isinstance(outcome, Ack):
+            changed = conn.execute(self._q["finish_ack"], params).rowcount
+            delta = -changed
+        elif isinstance(outcome, Retry):
+            params["due_at"] = outcome.due_at
+            changed = conn.execute(self._q["finish_retry"], params).rowcount
+        else:
+            info = outcome.info
+            params.update(
+                reason=info.reason, dl_status=info.status, dl_attempts=info.attempts, sink=info.sink
+            )
+            changed = conn.execute(self._q["finish_dead"], params).rowcount
+            delta = -changed
+            if changed and outcome.notify_sink:
+                delta += conn.execute(self._q["dead_letter_insert"], params).rowcount
+        if changed and attempt is not None:
+            log = {**params, "attempt": row.attempt, "latency_ms": attempt.latency_ms}
+            conn.execute(self._q["attempt_log"], log)
+        return delta
+
+    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
+        params = {"subscription": subscription, "sink": sink, "reason": reason, "now": now}
+        await self._execute("pause", params)
+
+    async def resume(self, subscription: str) -> None:
+        await self._execute("resume", {"subscription": subscription})
+
+    async def redeliver(self, delivery_id: int, now: float) -> bool:
+        return await self._execute("redeliver", {"id": delivery_id, "now": now}, counts=True) == 1
+
+    async def _execute(self, name: str, params: Mapping[str, Any], *, counts: bool = False) -> int:
+        """Run one statement in the writer; with `counts`, each changed row is a new pending row."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            changed = conn.execute(self._q[name], params).rowcount
+            return changed, changed if counts else 0
+
+        return await self._submit(work)
+
+    async def purge(self, now: float, retention: float, dedupe_window: float) -> int:
+        # Bounded chunks, each its own transaction, so one purge never stalls the loop for long.
+        removed, after, more = 0, 0, True
+        while more:
+            work = functools.partial(self._purge_events, now - retention, after)
+            count, after, more = await self._submit(work)
+            removed += count
+        params = {"cutoff": now - dedupe_window, "limit": PURGE_CHUNK}
+        while await self._execute("purge_dedupe", params) == PURGE_CHUNK:
+            pass
+        return removed
+
+    def _purge_events(
+        self, cutoff: float, after: int, conn: sqlite3.Connection
+    ) -> tuple[tuple[int, int, bool], int]:
+        params = {"cutoff": cutoff, "after": after, "limit": PURGE_CHUNK}
+        rows = conn.execute(self._q["purge_scan"], params).fetchall()
+        doomed = [{"seq": seq} for seq, _, purgeable in rows if purgeable]
+        for name in ("purge_attempts", "purge_deliveries", "purge_event"):
+            conn.executemany(self._q[name], doomed)
+        # Events are appended in time order: a chunk with nothing old is past the cutoff.
+        more = len(rows) == PURGE_CHUNK and any(old for _, old, _ in rows)
+        last = rows[-1][0] if rows else after
+        return (len(doomed), last, more), 0
+
+
+def _lock(path: str) -> int | None:
+    """Take the exclusive lock that makes this process the file's only user."""
+    if path == MEMORY:
+        return None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise unavailable(exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreUnavailable(
+            "store unavailable: the database is in use by another gateway process"
+        ) from exc
+    return fd
+
+
+def _event(attrs: bytes, data: bytes | None, kind: int) -> Event:
+    attributes: dict[str, AttributeValue] = orjson.loads(attrs)
+    return Event(attributes=attributes, data=data, kind=DataKind(kind))
+
+
+def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Leased:
+    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row
+    info = None
+    if kind is Kind.DEAD_LETTER and reason is not None:
+        info = DeadLetterInfo(reason, status, dl_attempts or 0, sink)
+    return Leased(
+        id=ident,
+        subscription=subscription,
+        kind=kind,
+        attempt=attempts + 1,
+        lease=token,
+        event=_event(attrs, data, data_kind),
+        received_at=received,
+        dead_letter=info,
+    )

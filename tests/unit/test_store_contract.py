@@ -1,0 +1,377 @@
+"""The `Store` contract (gateway.store.base), run against every store implementation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.errors import StoreUnavailable
+from gateway.event import AttributeValue, DataKind, Event
+from gateway.store.base import (
+    Ack,
+    Attempt,
+    Dead,
+    DeadLetterInfo,
+    Kind,
+    Leased,
+    NewEvent,
+    Retry,
+    Store,
+)
+from gateway.store.memory import MemoryStore
+from gateway.store.sqlite import SqliteStore
+
+WINDOW = 3600.0
+LEASE = 30.0
+OK = Attempt(200, 12.5)
+FAILED = Attempt(500, 40.0, "Internal Server Error")
+GONE = DeadLetterInfo("exhausted", 500, 3, "https://sink.test/hook")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        opened: Store = MemoryStore()
+    else:
+        opened = SqliteStore(f"{tmp_path}/gateway.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def event(
+    ident: str = "e1",
+    source: str = "/shop",
+    data: bytes | None = b'{"total": 10}',
+    kind: DataKind = DataKind.JSON,
+    **extra: AttributeValue,
+) -> Event:
+    attributes: dict[str, AttributeValue] = {
+        "specversion": "1.0",
+        "id": ident,
+        "source": source,
+        "type": "com.example.order.created",
+        **extra,
+    }
+    return Event(attributes, data, kind)
+
+
+def routed(ident: str, *subscriptions: str, source: str = "/shop") -> NewEvent:
+    return NewEvent(event(ident, source), subscriptions)
+
+
+async def lease_one(store: Store, sub: str, now: float, kind: Kind = Kind.SINK) -> Leased:
+    rows = await store.lease(sub, kind, 10, now, LEASE)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def test_append_lease_ack(store: Store) -> None:
+    sent = event("e1", flag=True, count=3, traceparent="00-ab-cd-01")
+    assert await store.append([NewEvent(sent, ("billing", "audit"))], 100.0, WINDOW) == [False]
+    assert await store.pending() == 2
+
+    row = await lease_one(store, "billing", 100.0)
+    assert (row.subscription, row.kind, row.attempt, row.received_at) == (
+        "billing",
+        Kind.SINK,
+        1,
+        100.0,
+    )
+    assert row.event == sent
+    assert row.event.attributes == sent.attributes  # types kept: bool stays bool, int stays int
+    assert row.dead_letter is None
+
+    await store.finish([Ack(row, OK)], 101.0)
+    assert await store.pending() == 1
+    assert await store.lease("billing", Kind.SINK, 10, 10_000.0, LEASE) == []
+    assert len(await store.lease("audit", Kind.SINK, 10, 101.0, LEASE)) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (None, DataKind.NONE),
+        (b"", DataKind.BINARY),
+        (b"\x00\xff\x10binary", DataKind.BINARY),
+        ("grüße".encode(), DataKind.TEXT),
+        (b'{"a": [1, 2.50, "x"]}', DataKind.JSON),
+    ],
+)
+async def test_event_data_comes_back_byte_for_byte(
+    store: Store, data: bytes | None, kind: DataKind
+) -> None:
+    sent = event("e1", data=data, kind=kind)
+    await store.append([NewEvent(sent, ("a",))], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    assert (row.event.data, row.event.kind) == (data, kind)
+
+
+async def test_lease_honours_limit_and_due_order(store: Store) -> None:
+    # Due time is the append time; equal due times go by insertion order.
+    await store.append([routed("late", "a")], 30.0, WINDOW)
+    await store.append([routed("early", "a")], 10.0, WINDOW)
+    await store.append([routed("mid1", "a"), routed("mid2", "a")], 20.0, WINDOW)
+
+    first = await store.lease("a", Kind.SINK, 2, 100.0, LEASE)
+    assert [r.event.id for r in first] == ["early", "mid1"]
+    rest = await store.lease("a", Kind.SINK, 10, 100.0, LEASE)
+    assert [r.event.id for r in rest] == ["mid2", "late"]
+    assert await store.lease("a", Kind.SINK, 0, 100.0, LEASE) == []
+
+
+async def test_rows_not_yet_due_are_not_leased(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    assert await store.lease("a", Kind.SINK, 10, 99.0, LEASE) == []
+    assert await store.lease("b", Kind.SINK, 10, 100.0, LEASE) == []
+    assert await store.lease("a", Kind.DEAD_LETTER, 10, 100.0, LEASE) == []
+    assert len(await store.lease("a", Kind.SINK, 10, 100.0, LEASE)) == 1
+
+
+async def test_leased_row_comes_back_only_after_its_lease_expires(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    first = await lease_one(store, "a", 100.0)
+    assert await store.lease("a", Kind.SINK, 10, 100.0 + LEASE - 1, LEASE) == []
+    again = await lease_one(store, "a", 100.0 + LEASE)
+    assert (again.id, again.attempt) == (first.id, 2)
+    assert again.lease != first.lease
+
+
+async def test_finish_with_a_stale_lease_is_ignored(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    stale = await lease_one(store, "a", 100.0)
+    current = await lease_one(store, "a", 200.0)
+
+    await store.finish([Ack(stale, OK)], 201.0)
+    assert await store.pending() == 1
+    await store.finish([Dead(stale, FAILED, GONE, notify_sink=True)], 201.0)
+    assert await store.pending() == 1
+    assert await store.dead_letters(None, 10) == []
+
+    await store.finish([Ack(current, OK)], 202.0)
+    assert await store.pending() == 0
+    await store.finish([Retry(current, FAILED, 300.0)], 203.0)  # the row has ended
+    assert await store.pending() == 0
+
+
+async def test_retry_sets_the_next_due_time(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    await store.finish([Retry(row, FAILED, 500.0)], 101.0)
+    assert await store.next_due(["a"]) == 500.0
+    assert await store.lease("a", Kind.SINK, 10, 499.0, LEASE) == []
+    again = await lease_one(store, "a", 500.0)
+    assert again.attempt == 2
+
+
+async def test_untried_retry_does_not_count_the_attempt(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    await store.finish([Retry(row, None, 100.0)], 100.0)
+    again = await lease_one(store, "a", 100.0)
+    assert again.attempt == 1
+
+
+async def test_dead_with_notify_queues_a_dead_letter_row(store: Store) -> None:
+    sent = event("e1", subject="eu")
+    await store.append([NewEvent(sent, ("a",))], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    await store.finish([Dead(row, FAILED, GONE, notify_sink=True)], 150.0)
+    assert await store.pending() == 1
+    assert await store.lease("a", Kind.SINK, 10, 10_000.0, LEASE) == []
+
+    notice = await lease_one(store, "a", 150.0, Kind.DEAD_LETTER)
+    assert (notice.kind, notice.attempt, notice.event) == (Kind.DEAD_LETTER, 1, sent)
+    assert notice.dead_letter == GONE
+    assert notice.id != row.id
+
+    # A dead notice does not spawn another one.
+    await store.finish([Dead(notice, FAILED, GONE, notify_sink=True)], 160.0)
+    assert await store.pending() == 0
+    assert await store.lease("a", Kind.DEAD_LETTER, 10, 10_000.0, LEASE) == []
+
+
+async def test_dead_without_notify_queues_nothing(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    await store.finish([Dead(row, FAILED, GONE)], 150.0)
+    assert await store.pending() == 0
+    assert await store.lease("a", Kind.DEAD_LETTER, 10, 10_000.0, LEASE) == []
+    [listed] = await store.dead_letters("a", 10)
+    assert (listed.id, listed.reason, listed.status, listed.attempts) == (
+        row.id,
+        "exhausted",
+        500,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "window", "duplicate"),
+    [
+        (100.0, 100.0, 60.0, True),  # same instant
+        (100.0, 159.0, 60.0, True),  # within the window
+        (100.0, 160.0, 60.0, False),  # exactly one window later: expired
+        (100.0, 500.0, 60.0, False),  # long after
+    ],
+)
+async def test_dedupe_window(
+    store: Store, first: float, second: float, window: float, duplicate: bool
+) -> None:
+    assert await store.append([routed("e1", "a")], first, window) == [False]
+    assert await store.append([routed("e1", "a")], second, window) == [duplicate]
+    assert await store.pending() == (1 if duplicate else 2)
+
+
+async def test_dedupe_window_counts_from_the_first_sighting(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, 60.0)
+    assert await store.append([routed("e1", "a")], 150.0, 60.0) == [True]
+    assert await store.append([routed("e1", "a")], 165.0, 60.0) == [False]
+    assert await store.append([routed("e1", "a")], 200.0, 60.0) == [True]
+
+
+async def test_dedupe_key_is_source_and_id(store: Store) -> None:
+    batch = [
+        routed("e1", "a"),
+        routed("e1", "a", source="/other"),
+        routed("e2", "a"),
+        routed("e1", "a"),  # repeated inside one batch
+    ]
+    assert await store.append(batch, 100.0, WINDOW) == [False, False, False, True]
+    assert await store.pending() == 3
+
+
+async def test_append_is_all_or_nothing(store: Store) -> None:
+    good = routed("e1", "a")
+    bad = NewEvent(event("e2", huge=2**70), ("a",))  # not representable in the JSON it is kept as
+    with pytest.raises(TypeError):
+        await store.append([good, bad], 100.0, WINDOW)
+    assert await store.pending() == 0
+    assert await store.lease("a", Kind.SINK, 10, 100.0, LEASE) == []
+    assert await store.append([good], 101.0, WINDOW) == [False]  # no dedupe key was left behind
+
+
+async def test_pause_resume_paused(store: Store) -> None:
+    assert await store.paused() == {}
+    await store.pause("a", "https://a.test/old", "410 Gone", 100.0)
+    await store.pause("b", "https://b.test/", "410 Gone", 100.0)
+    await store.pause("a", "https://a.test/new", "410 Gone", 110.0)
+    assert await store.paused() == {"a": "https://a.test/new", "b": "https://b.test/"}
+    await store.resume("a")
+    await store.resume("never-paused")
+    assert await store.paused() == {"b": "https://b.test/"}
+
+
+async def test_dead_letters_and_redeliver(store: Store) -> None:
+    await store.append([routed("e1", "a", "b"), routed("e2", "a")], 100.0, WINDOW)
+    rows = await store.lease("a", Kind.SINK, 10, 100.0, LEASE)
+    await store.finish([Dead(rows[0], FAILED, GONE)], 110.0)
+    await store.finish(
+        [Dead(rows[1], Attempt(400, 5.0), DeadLetterInfo("rejected", 400, 1, "s"))], 120.0
+    )
+    b_row = await lease_one(store, "b", 100.0)
+    await store.finish([Dead(b_row, None, DeadLetterInfo("expired", None, 0, "s"))], 130.0)
+
+    assert [d.event.id for d in await store.dead_letters(None, 10)] == ["e1", "e2", "e1"]
+    assert [d.subscription for d in await store.dead_letters(None, 10)] == ["b", "a", "a"]
+    listed = await store.dead_letters("a", 1)
+    assert [(d.id, d.reason, d.status, d.updated_at) for d in listed] == [
+        (rows[1].id, "rejected", 400, 120.0)
+    ]
+
+    assert await store.pending() == 0
+    assert await store.redeliver(rows[1].id, 200.0) is True
+    assert await store.pending() == 1
+    assert [d.id for d in await store.dead_letters("a", 10)] == [rows[0].id]
+    again = await lease_one(store, "a", 200.0)
+    assert (again.id, again.attempt, again.event.id) == (rows[1].id, 1, "e2")
+
+    assert await store.redeliver(rows[1].id, 200.0) is False  # not dead any more
+    assert await store.redeliver(999_999, 200.0) is False
+
+
+async def test_redeliver_refuses_dead_letter_notices(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    row = await lease_one(store, "a", 100.0)
+    await store.finish([Dead(row, FAILED, GONE, notify_sink=True)], 110.0)
+    notice = await lease_one(store, "a", 110.0, Kind.DEAD_LETTER)
+    await store.finish([Dead(notice, FAILED, GONE)], 120.0)
+    assert await store.redeliver(notice.id, 130.0) is False
+    assert await store.redeliver(row.id, 130.0) is True
+
+
+async def test_purge_respects_retention_and_keeps_pending(store: Store) -> None:
+    await store.append(
+        [routed("done", "a"), routed("waiting", "b"), routed("unrouted"), routed("dead", "c")],
+        100.0,
+        WINDOW,
+    )
+    await store.append([routed("recent", "a")], 900.0, WINDOW)
+    for row in await store.lease("a", Kind.SINK, 10, 900.0, LEASE):
+        await store.finish([Ack(row, OK)], 100.0 if row.event.id == "done" else 900.0)
+    dead = await lease_one(store, "c", 100.0)
+    await store.finish([Dead(dead, FAILED, GONE, notify_sink=True)], 100.0)  # its notice waits
+
+    assert await store.purge(1000.0, 500.0, WINDOW) == 2  # "done" and "unrouted"
+    assert await store.pending() == 2
+    assert [r.event.id for r in await store.lease("b", Kind.SINK, 10, 1000.0, LEASE)] == ["waiting"]
+    notice = await lease_one(store, "c", 1000.0, Kind.DEAD_LETTER)
+    assert [d.event.id for d in await store.dead_letters("c", 10)] == ["dead"]
+
+    await store.finish([Ack(notice, OK)], 1000.0)
+    assert await store.purge(1600.0, 550.0, WINDOW) == 2  # "dead" and "recent" ended long ago
+    assert await store.dead_letters(None, 10) == []
+    assert await store.purge(1600.0, 550.0, WINDOW) == 0
+    assert await store.pending() == 1  # "waiting" is still there
+
+
+async def test_purge_expires_dedupe_keys(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, 10_000.0)
+    assert await store.append([routed("e1", "a")], 200.0, 10_000.0) == [True]
+    await store.purge(200.0, 10_000.0, 50.0)  # the key is older than this window: expired
+    assert await store.append([routed("e1", "a")], 201.0, 10_000.0) == [False]
+
+
+async def test_delivery_ids_are_never_reused(store: Store) -> None:
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    first = await lease_one(store, "a", 100.0)
+    await store.finish([Ack(first, OK)], 100.0)
+    assert await store.purge(1000.0, 10.0, 10.0) == 1
+    await store.append([routed("e2", "a")], 1000.0, WINDOW)
+    second = await lease_one(store, "a", 1000.0)
+    assert second.id > first.id
+
+
+async def test_pending_counts_every_path(store: Store) -> None:
+    await store.append([routed("e1", "a", "b"), routed("e2", "a", "a")], 100.0, WINDOW)
+    assert await store.pending() == 3  # a subscription listed twice gets one row
+    a1, a2 = await store.lease("a", Kind.SINK, 10, 100.0, LEASE)
+    assert await store.pending() == 3  # leased rows are still pending
+    await store.finish([Ack(a1, OK), Dead(a2, FAILED, GONE, notify_sink=True)], 101.0)
+    assert await store.pending() == 2
+    assert await store.redeliver(a2.id, 102.0)
+    assert await store.pending() == 3
+
+
+async def test_next_due(store: Store) -> None:
+    assert await store.next_due(["a"]) is None
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    await store.append([routed("e2", "b")], 50.0, WINDOW)
+    await store.append([routed("e3", "c")], 10.0, WINDOW)
+    assert await store.next_due(["a", "b"]) == 50.0
+    assert await store.next_due([]) is None
+    row = await lease_one(store, "b", 60.0)
+    assert await store.next_due(["a", "b"]) == 60.0 + LEASE
+    await store.finish([Dead(row, FAILED, GONE, notify_sink=True)], 70.0)
+    assert await store.next_due(["b"]) == 70.0  # the dead-letter notice is due now
+    assert await store.next_due(["a"]) == 100.0
+
+
+async def test_a_closed_store_is_unavailable(store: Store) -> None:
+    await store.ping()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.append([routed("e1", "a")], 100.0, WINDOW)

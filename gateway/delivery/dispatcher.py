@@ -10,6 +10,7 @@ outcome means.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -146,10 +147,8 @@ class Dispatcher:
                 log.exception("dispatcher loop failed; retrying")
                 timeout = self._dispatch.poll_interval
             if timeout > 0 and not self._stopping.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
 
     def _room(self, sub: Subscription, kind: Kind) -> int:
         own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]

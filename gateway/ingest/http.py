@@ -49,7 +49,7 @@ async def accept(gw: Gateway, events: list[Event], *, batch: bool) -> web.Respon
         try:
             gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
-            raise error.at(index) if batch else error
+            raise (error.at(index) if batch else error) from None
         routed.append(NewEvent(event, gw.route(event)))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
@@ -82,7 +82,7 @@ async def post_events(request: web.Request) -> web.Response:
             try:
                 authorize(producer, event)
             except GatewayError as error:
-                raise error.at(index) if batch else error
+                raise (error.at(index) if batch else error) from None
         return await accept(gw, events, batch=batch)
     except GatewayError as error:
         gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))

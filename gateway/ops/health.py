@@ -15,7 +15,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     if not gw.ready:
-        return web.json_response({"status": "not ready", "reason": "starting or stopping"}, status=503)
+        return web.json_response(
+            {"status": "not ready", "reason": "starting or stopping"}, status=503
+        )
     try:
         await gw.store.ping()
     except StoreUnavailable as exc:

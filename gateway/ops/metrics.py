@@ -51,13 +51,12 @@ class Metrics:
 def standard() -> Metrics:
     """The gateway's metric families, described once."""
     metrics = Metrics()
-    metrics.describe("gateway_events_accepted_total", "counter", "Events stored (202)")
-    metrics.describe("gateway_events_duplicate_total", "counter", "Events answered as duplicates")
-    metrics.describe("gateway_ingest_rejected_total", "counter", "Ingest requests refused, by status")
-    metrics.describe(
-        "gateway_delivery_attempts_total", "counter", "Delivery attempts, by subscription and result"
-    )
-    metrics.describe(
-        "gateway_dead_letters_total", "counter", "Deliveries dead-lettered, by subscription and reason"
-    )
+    for name, text in (
+        ("gateway_events_accepted_total", "Events stored (202)"),
+        ("gateway_events_duplicate_total", "Events answered as duplicates"),
+        ("gateway_ingest_rejected_total", "Ingest requests refused, by status"),
+        ("gateway_delivery_attempts_total", "Delivery attempts, by subscription and result"),
+        ("gateway_dead_letters_total", "Deliveries dead-lettered, by subscription and reason"),
+    ):
+        metrics.describe(name, "counter", text)
     return metrics

@@ -17,7 +17,9 @@ PROBLEM = "application/problem+json"
 
 async def test_structured_event_is_stored_then_delivered_in_binary_mode(start: Start) -> None:
     gw = await start(ALL)
-    event = order(subject="Euro € 😀", traceparent="00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01")
+    event = order(
+        subject="Euro € 😀", traceparent="00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01"
+    )
     resp = await gw.post(**structured(event))
     assert resp.status == 202, await resp.text()
     assert await resp.json() == {"ids": [event.get_id()], "duplicates": []}
@@ -159,7 +161,9 @@ async def test_routing_by_types_source_and_filters(start: Start) -> None:
 
 async def test_error_statuses_are_problem_json(start: Start) -> None:
     gw = await start(ALL, gateway={"server": {"max_body_bytes": 2000}})
-    too_big = await gw.post(data=b"x" * 5000, headers={"Content-Type": "application/cloudevents+json"})
+    too_big = await gw.post(
+        data=b"x" * 5000, headers={"Content-Type": "application/cloudevents+json"}
+    )
     assert too_big.status == 413
     assert too_big.content_type == PROBLEM
     avro = await gw.post(data=b"\x00", headers={"Content-Type": "application/cloudevents+avro"})

@@ -168,9 +168,11 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_0(
     gateway = Process(deploy(tmp_path, sink, port := free_port()), port, tmp_path / "g.log")
     processes.append(gateway)
     await gateway.start()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{gateway.url}/events", **structured(order())) as resp:
-            assert resp.status == 202
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/events", **structured(order())) as resp,
+    ):
+        assert resp.status == 202
     while not recorder.ids:
         await asyncio.sleep(0.02)
     gateway.kill(signal.SIGTERM)

@@ -28,6 +28,7 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
     slug: ClassVar[str] = "internal-error"
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -41,7 +42,7 @@ class GatewayError(Exception):
         self.detail = detail
         self.index = index
         self.errors = tuple(errors)
-        self.headers = dict(headers or {})
+        self.headers = {**self.default_headers, **(headers or {})}
 
     def at(self, index: int) -> GatewayError:
         """Record the 0-based position of the offending event in a batch."""
@@ -122,6 +123,7 @@ class StoreUnavailable(GatewayError):
     status = 503
     title = "Store unavailable"
     slug = "store-unavailable"
+    default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": "5"}
 
 
 class ConfigError(Exception):

@@ -33,6 +33,7 @@ from gateway.store.base import (
     Outcome,
     Retry,
 )
+from gateway.store.checkpoint import Checkpointer
 from gateway.store.queries import load_queries, read_sql
 from gateway.store.writer import Work, Writer, unavailable
 
@@ -65,6 +66,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None
         self._writer: Writer | None = None
+        self._checkpointer: Checkpointer | None = None
         self._commits = 0
         self._pending = 0
 
@@ -86,6 +88,9 @@ class SqliteStore:
             raise
         self._writer = Writer(self._conn, self._q, self._committed)
         self._writer.start()
+        if self.path != MEMORY:
+            self._checkpointer = Checkpointer(self.path, self._q)
+            self._checkpointer.start()
 
     async def close(self) -> None:
         """Stop taking writes, let the writer drain what is queued, then let go of the file."""
@@ -93,6 +98,9 @@ class SqliteStore:
             writer, self._writer = self._writer, None
             await writer.stop()
             self._commits += writer.commits
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
+            self._checkpointer = None
         self._release()
 
     def _committed(self, delta: int) -> None:
@@ -111,6 +119,8 @@ class SqliteStore:
         try:
             conn.execute(self._q["journal_wal"]).fetchall()
             conn.execute(self._q[f"synchronous_{self.synchronous}"])
+            if self.path != MEMORY:
+                conn.execute(self._q["autocheckpoint_off"]).fetchall()
             conn.executescript(read_sql("schema.sql"))
             (version,) = conn.execute(self._q["schema_version"]).fetchone()
             if int(version) > SCHEMA_VERSION:

@@ -217,3 +217,13 @@ async def test_health_readiness_and_metrics(start: Start) -> None:
     await gw.subscriber.wait_for("/all", 1)
     text = await (await gw.client.get("/metrics")).text()
     assert "gateway_events_accepted_total 1.0" in text
+
+
+async def test_store_unavailable_answers_503_with_retry_after(start: Start) -> None:
+    gw = await start(ALL)
+    await gw.gateway.store.close()
+    resp = await gw.post(**structured(order()))
+    assert resp.status == 503
+    assert resp.content_type == PROBLEM
+    assert int(resp.headers["Retry-After"]) > 0
+    assert (await gw.client.get("/readyz")).status == 503

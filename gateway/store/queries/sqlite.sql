@@ -199,3 +199,10 @@ DELETE FROM events WHERE seq = :seq;
 -- name: purge_dedupe
 DELETE FROM dedupe
 WHERE (source, id) IN (SELECT source, id FROM dedupe WHERE seen_at <= :cutoff LIMIT :limit);
+
+-- name: autocheckpoint_off
+-- Checkpoints (which fsync the database file) run in the checkpointer's thread, not on the loop.
+PRAGMA wal_autocheckpoint = 0;
+
+-- name: checkpoint
+PRAGMA wal_checkpoint(PASSIVE);

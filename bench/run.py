@@ -1,0 +1,217 @@
+"""The gateway benchmark: ratios against bare aiohttp baselines measured in the same run.
+
+    python bench/run.py --quick      (under a minute; the last line printed is one JSON object)
+    python bench/run.py              (longer phases, steadier figures)
+
+Phases, each against fresh processes and a fresh store:
+  bare_ingest_rps   a bare aiohttp server that reads the body and answers 202
+  ingest_eps        `gateway serve`: 1 KB structured events, schema-validated, committed and routed
+                    to 3 subscriptions (their sinks stall, so delivery work stays out of the figure)
+  bare_relay_eps    a bare aiohttp server that forwards each request to the subscriber first
+  e2e_eps           events/s arriving at the subscriber through the gateway (one subscription)
+  latency_*_ms      ingest -> subscriber arrival at a fixed offered load of 500 events/s
+  rss_mb            the gateway process's peak resident memory over the run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://bench.example/order.created/v1",
+    "type": "object",
+    "required": ["order_id", "customer", "amount", "currency", "items"],
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1},
+        "customer": {"type": "string"},
+        "amount": {"type": "integer", "minimum": 0},
+        "currency": {"enum": ["EUR", "USD", "GBP"]},
+        "items": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["sku", "quantity", "price"],
+            "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer",
+                           "minimum": 1}, "price": {"type": "integer", "minimum": 0}}}},
+        "note": {"type": "string"},
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+            time.sleep(0.05)
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out, cwd=ROOT)
+    try:
+        wait_http(ready_url)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load(url: str, duration: float, concurrency: int = 32, rate: float = 0.0,
+         prefix: str = "e") -> dict[str, Any]:
+    args = [PY, str(HERE / "loadgen.py"), url, "--duration", str(duration),
+            "--concurrency", str(concurrency), "--prefix", prefix]
+    if rate:
+        args += ["--rate", str(rate)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def deployment(folder: Path, port: int, subscriptions: list[dict[str, Any]]) -> Path:
+    (folder / "config" / "subscriptions").mkdir(parents=True)
+    (folder / "schemas").mkdir()
+    (folder / "schemas" / "bench.order.created.json").write_text(json.dumps(SCHEMA))
+    config = {
+        "server": {"port": port, "shutdown_grace": "2s"},
+        "store": "sqlite:///../data/gateway.db",
+        "schemas": "../schemas",
+        "validation": {"unknown_types": "reject"},
+        "dispatch": {"max_in_flight": 256},
+    }
+    (folder / "config" / "gateway.yaml").write_text(json.dumps(config))
+    (folder / "config" / "subscriptions" / "bench.yaml").write_text(
+        json.dumps({"subscriptions": subscriptions})
+    )
+    return folder / "config" / "gateway.yaml"
+
+
+def stats(sub_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{sub_url}/stats") as resp:
+        return json.loads(resp.read())
+
+
+def reset(sub_url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{sub_url}/reset", method="POST")).read()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (under a minute)")
+    args = parser.parse_args()
+    phase = 5.0 if args.quick else 15.0
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    rss = 0.0
+    result: dict[str, Any] = {}
+    sub_port = free_port()
+    sub_url = f"http://127.0.0.1:{sub_port}"
+    try:
+        with process([PY, str(HERE / "servers.py"), "subscriber", str(sub_port)],
+                     f"{sub_url}/stats", work / "subscriber.log"):
+            port = free_port()
+            with process([PY, str(HERE / "servers.py"), "bare", str(port)],
+                         f"http://127.0.0.1:{port}/", work / "bare.log"):
+                result["bare_ingest_rps"] = load(f"http://127.0.0.1:{port}/events", phase)["rps"]
+
+            port = free_port()
+            stalled = [{"name": f"team{i}", "sink": f"{sub_url}/stall",
+                        "delivery": {"max_in_flight": 1, "timeout": "1h"}} for i in range(3)]
+            config = deployment(work / "ingest", port, stalled)
+            with process([PY, "-m", "gateway", "serve", "-c", str(config)],
+                         f"http://127.0.0.1:{port}/readyz", work / "gw-ingest.log") as gw:
+                run = load(f"http://127.0.0.1:{port}/events", phase, prefix="i")
+                result["ingest_eps"] = round(run["statuses"].get("202", 0) / run["seconds"], 1)
+                result["ingest_statuses"] = run["statuses"]
+                rss = max(rss, peak_rss_mb(gw.pid))
+
+            port = free_port()
+            with process([PY, str(HERE / "servers.py"), "relay", str(port), f"{sub_url}/relay"],
+                         f"http://127.0.0.1:{port}/", work / "relay.log"):
+                result["bare_relay_eps"] = load(f"http://127.0.0.1:{port}/events", phase)["rps"]
+
+            port = free_port()
+            one = [{"name": "e2e", "sink": f"{sub_url}/e2e",
+                    "delivery": {"max_in_flight": 64, "timeout": "10s"}}]
+            config = deployment(work / "e2e", port, one)
+            with process([PY, "-m", "gateway", "serve", "-c", str(config)],
+                         f"http://127.0.0.1:{port}/readyz", work / "gw-e2e.log") as gw:
+                reset(sub_url)
+                load(f"http://127.0.0.1:{port}/events", phase, prefix="d")
+                result["e2e_eps"] = round(stats(sub_url)["count"] / phase, 1)
+
+                time.sleep(2)  # let the backlog drain before measuring latency
+                while True:  # wait for the backlog from the throughput phase to drain
+                    before = stats(sub_url)["count"]
+                    time.sleep(0.5)
+                    if stats(sub_url)["count"] == before:
+                        break
+                reset(sub_url)
+                load(f"http://127.0.0.1:{port}/events", phase, concurrency=16, rate=500,
+                     prefix="l")
+                time.sleep(1.0)
+                latencies = stats(sub_url)["latencies"]
+                result["latency_events"] = len(latencies)
+                result["latency_p50_ms"] = round(percentile(latencies, 0.50), 2)
+                result["latency_p99_ms"] = round(percentile(latencies, 0.99), 2)
+                rss = max(rss, peak_rss_mb(gw.pid))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    result["ingest_ratio"] = round(result["ingest_eps"] / result["bare_ingest_rps"], 3)
+    result["e2e_ratio"] = round(result["e2e_eps"] / result["bare_relay_eps"], 3)
+    result["rss_mb"] = round(rss, 1)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["mode"] = "quick" if args.quick else "full"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

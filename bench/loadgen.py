@@ -24,11 +24,12 @@ _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 def event_body(seq: int, prefix: str) -> bytes:
     return (
-        '{"specversion":"1.0","id":"%s-%d","source":"/bench/shop","type":"bench.order.created",'
-        '"datacontenttype":"application/json","time":"2026-01-01T00:00:00Z","benchts":"%.6f",'
-        '"data":{"order_id":"o-%d","customer":"c-1","amount":1299,"currency":"EUR",'
+        f'{{"specversion":"1.0","id":"{prefix}-{seq}","source":"/bench/shop",'
+        '"type":"bench.order.created","datacontenttype":"application/json",'
+        f'"time":"2026-01-01T00:00:00Z","benchts":"{time.time():.6f}",'
+        f'"data":{{"order_id":"o-{seq}","customer":"c-1","amount":1299,"currency":"EUR",'
         '"items":[{"sku":"sku-1","quantity":2,"price":500},{"sku":"sku-2","quantity":1,'
-        '"price":299}],"note":"%s"}}' % (prefix, seq, time.time(), seq, BODY_PAD)
+        f'"price":299}}],"note":"{BODY_PAD}"}}}}'
     ).encode()
 
 

@@ -27,9 +27,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -208,7 +209,9 @@ def main() -> None:
     result["ingest_ratio"] = round(result["ingest_eps"] / result["bare_ingest_rps"], 3)
     result["e2e_ratio"] = round(result["e2e_eps"] / result["bare_relay_eps"], 3)
     result["rss_mb"] = round(rss, 1)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    result["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     result["mode"] = "quick" if args.quick else "full"
     print(json.dumps(result))
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.config.model import Config, Subscription
+from gateway.config.model import Config
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
 from gateway.event import Event
@@ -28,14 +28,10 @@ class Gateway:
     metrics: Metrics
     clock: Callable[[], float] = time.time
     ready: bool = False
-    subscriptions: Sequence[Subscription] = field(default=())
-
-    def __post_init__(self) -> None:
-        self.subscriptions = self.config.subscriptions
 
     def route(self, event: Event) -> tuple[str, ...]:
         """Names of the subscriptions whose types, source and filters match the event."""
-        return tuple(sub.name for sub in self.subscriptions if match(sub, event))
+        return tuple(sub.name for sub in self.config.subscriptions if match(sub, event))
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -227,3 +227,47 @@ async def test_store_unavailable_answers_503_with_retry_after(start: Start) -> N
     assert resp.content_type == PROBLEM
     assert int(resp.headers["Retry-After"]) > 0
     assert (await gw.client.get("/readyz")).status == 503
+
+
+PRODUCERS = {"producers": [{"name": "shop", "token": ["old-token", "new-token"],
+                            "sources": ["/shop", "/shop/*"], "types": ["com.example.order.*"]}]}
+
+
+async def test_producers_need_a_known_token(start: Start) -> None:
+    gw = await start(ALL, gateway=PRODUCERS)
+    anonymous = await gw.post(**structured(order()))
+    assert anonymous.status == 401
+    assert anonymous.content_type == PROBLEM
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = structured(order())
+    wrong["headers"]["Authorization"] = "Bearer nope"
+    assert (await gw.post(**wrong)).status == 401
+    for token in ("old-token", "new-token"):  # rotation: either token works
+        ok = structured(order())
+        ok["headers"]["Authorization"] = f"Bearer {token}"
+        assert (await gw.post(**ok)).status == 202
+    # CE webhook spec 3: the token may come as the access_token query parameter.
+    by_query = await gw.post("/events?access_token=new-token", **structured(order()))
+    assert by_query.status == 202
+
+
+async def test_producers_may_publish_only_their_sources_and_types(start: Start) -> None:
+    gw = await start(ALL, gateway=PRODUCERS)
+    auth = {"Authorization": "Bearer new-token"}
+    for event in (order(source="/billing"), order(type="com.example.invoice.paid")):
+        message = structured(event)
+        message["headers"].update(auth)
+        refused = await gw.post(**message)
+        assert refused.status == 403
+        assert refused.content_type == PROBLEM
+    message = structured(order(source="/shop/eu"))
+    message["headers"].update(auth)
+    assert (await gw.post(**message)).status == 202
+    assert await gw.gateway.store.pending() == 1
+
+
+async def test_unknown_paths_are_problem_json_404(start: Start) -> None:
+    gw = await start(ALL)
+    resp = await gw.post("/sources/nope", data=b"{}")
+    assert resp.status == 404
+    assert resp.content_type == PROBLEM

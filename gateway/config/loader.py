@@ -16,7 +16,13 @@ from gateway.config.durations import parse_duration
 from gateway.config.fields import Source
 from gateway.config.files import discover, join, read, top
 from gateway.config.model import Config, Subscription
-from gateway.config.sections import read_dispatch, read_producers, read_server, read_store
+from gateway.config.sections import (
+    read_dispatch,
+    read_producer_attribute,
+    read_producers,
+    read_server,
+    read_store,
+)
 from gateway.config.subscriptions import Headers, Layer, read_headers, read_layer, read_subscription
 from gateway.diagnostics import Problem
 from gateway.errors import ConfigError
@@ -25,7 +31,7 @@ __all__ = ["collect", "load", "parse_duration"]
 
 GATEWAY_KEYS = (
     "server", "store", "schemas", "sources", "subscriptions", "validation", "dedupe_window",
-    "retention", "defaults", "producers", "dispatch",
+    "retention", "defaults", "producers", "producer_attribute", "dispatch",
 )  # fmt: skip
 DEFAULTS_KEYS = ("delivery", "headers")
 VALIDATION_KEYS = ("unknown_types",)
@@ -81,6 +87,8 @@ def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
             kw[key] = f.duration(main, raw[key], (key,))
     if "producers" in raw:
         kw["producers"] = read_producers(main, raw["producers"])
+    if "producer_attribute" in raw:
+        kw["producer_attribute"] = read_producer_attribute(main, raw["producer_attribute"])
     kw["dispatch"] = read_dispatch(main, raw.get("dispatch"))
     return {k: v for k, v in kw.items() if v is not None}
 

@@ -82,6 +82,7 @@ class Producer:
     tokens: tuple[str, ...] = field(default=(), repr=False)
     sources: tuple[str, ...] = ()  # globs; empty = any
     types: tuple[str, ...] = ()  # globs; empty = any
+    client_cn: str | None = None  # mutual TLS: a client certificate with this common name
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ class Config:
     retention: float = 7 * 86_400.0
     subscriptions: tuple[Subscription, ...] = ()
     producers: tuple[Producer, ...] = ()
+    # Extension attribute set to the publishing producer's name on every event; None = off.
+    producer_attribute: str | None = None
     dispatch: Dispatch = field(default_factory=Dispatch)
 
     def subscription(self, name: str) -> Subscription | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ from gateway.config.model import TLS, Dispatch, Producer, Server
 
 SERVER_KEYS = ("host", "port", "max_body_bytes", "shutdown_grace", "tls")
 TLS_KEYS = ("cert", "key", "client_ca")
-PRODUCER_KEYS = ("name", "token", "sources", "types")
+PRODUCER_KEYS = ("name", "token", "client_cn", "sources", "types")
+# CE core: extension names are [a-z0-9]+; the producer stamp must not shadow a core attribute.
+EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
+CORE_ATTRIBUTES = frozenset(
+    ("id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
+     "data", "data_base64")
+)  # fmt: skip
 DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -100,20 +107,39 @@ def read_producers(src: Source, value: Any) -> tuple[Producer, ...]:
             src.report(at, "missing required key 'name'")
         elif name is not None and any(p.name == name for p in producers):
             src.report((*at, "name"), f"duplicate producer name '{name}'")
-        tokens = _tokens(src, raw, at)
+        client_cn = (
+            f.string(src, raw["client_cn"], (*at, "client_cn")) if "client_cn" in raw else None
+        )
+        tokens = _tokens(src, raw, at, required=client_cn is None)
         for token in tokens:
             if token in owners:
                 src.report((*at, "token"), f"the same token is given to producer '{owners[token]}'")
             owners[token] = name or ""
         globs = {k: _globs(src, raw, at, k) for k in ("sources", "types")}
         if name is not None:
-            producers.append(Producer(name, tokens, globs["sources"], globs["types"]))
+            producers.append(
+                Producer(name, tokens, globs["sources"], globs["types"], client_cn or None)
+            )
     return tuple(producers)
 
 
-def _tokens(src: Source, raw: dict[str, Any], parts: Parts) -> tuple[str, ...]:
+def read_producer_attribute(src: Source, value: Any) -> str | None:
+    name = f.string(src, value, ("producer_attribute",))
+    if name is None:
+        return None
+    if not EXTENSION_NAME.match(name) or name in CORE_ATTRIBUTES:
+        src.report(
+            ("producer_attribute",),
+            "must be an extension attribute name ([a-z0-9]+, not a core attribute)",
+        )
+        return None
+    return name
+
+
+def _tokens(src: Source, raw: dict[str, Any], parts: Parts, *, required: bool) -> tuple[str, ...]:
     if "token" not in raw:
-        src.report(parts, "missing required key 'token'")
+        if required:
+            src.report(parts, "missing required key 'token' (or 'client_cn')")
         return ()
     value, at = raw["token"], (*parts, "token")
     if isinstance(value, list):

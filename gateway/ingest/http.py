@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.errors import Backpressure, GatewayError, PayloadTooLarge
 from gateway.event import Event
 from gateway.ingest import modes
-from gateway.ingest.producers import authenticate, authorize
+from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
 from gateway.runtime import GATEWAY, Gateway
 from gateway.store.base import NewEvent
 
@@ -42,7 +42,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def accept(gw: Gateway, events: list[Event], *, batch: bool) -> web.Response:
+async def accept(
+    gw: Gateway, events: list[Event], *, batch: bool, producer: str | None = None
+) -> web.Response:
     """Validate, route and durably store the events of one request; all or nothing."""
     routed: list[NewEvent] = []
     for index, event in enumerate(events):
@@ -50,7 +52,7 @@ async def accept(gw: Gateway, events: list[Event], *, batch: bool) -> web.Respon
             gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
             raise (error.at(index) if batch else error) from None
-        routed.append(NewEvent(event, gw.route(event)))
+        routed.append(NewEvent(event, gw.route(event), producer=producer))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
     gw.dispatcher.wake()
@@ -65,11 +67,21 @@ async def accept(gw: Gateway, events: list[Event], *, batch: bool) -> web.Respon
     return web.Response(status=202, body=orjson.dumps(body), content_type="application/json")
 
 
+def _common_name(request: web.Request) -> str | None:
+    """The common name of the client certificate, when mutual TLS verified one."""
+    if request.transport is None:
+        return None
+    ssl_object = request.transport.get_extra_info("ssl_object")
+    return None if ssl_object is None else peer_common_name(ssl_object.getpeercert())
+
+
 async def post_events(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     config = gw.config
     try:
-        producer = authenticate(config.producers, request.headers, request.query)
+        producer = authenticate(
+            config.producers, request.headers, request.query, _common_name(request)
+        )
         if await gw.store.pending() >= config.dispatch.backlog_high_water:
             raise Backpressure(
                 "the delivery backlog is over its high-water mark; retry later",
@@ -83,7 +95,9 @@ async def post_events(request: web.Request) -> web.Response:
                 authorize(producer, event)
             except GatewayError as error:
                 raise (error.at(index) if batch else error) from None
-        return await accept(gw, events, batch=batch)
+        events = [stamp(event, config.producer_attribute, producer) for event in events]
+        name = producer.name if producer else None
+        return await accept(gw, events, batch=batch, producer=name)
     except GatewayError as error:
         gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
         raise

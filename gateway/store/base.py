@@ -40,6 +40,7 @@ class NewEvent:
     event: Event
     subscriptions: tuple[str, ...]
     ordering_key: str | None = None  # reserved for per-key ordered delivery
+    producer: str | None = None  # the authenticated producer that published it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class DeadLetter:
     status: int | None
     attempts: int
     updated_at: float
+    producer: str | None = None
 
 
 class Store(Protocol):

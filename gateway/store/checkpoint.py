@@ -9,6 +9,7 @@ beside the writer at any time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Mapping
@@ -23,28 +24,39 @@ class Checkpointer:
         self._interval = interval
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="store-checkpointer")
 
     async def stop(self) -> None:
+        """Let a checkpoint in progress finish (its thread cannot be interrupted), then close."""
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task
             self._task = None
-        if self._conn is not None:
-            await asyncio.to_thread(self._conn.close)
-            self._conn = None
 
     def _checkpoint(self) -> None:
         if self._conn is None:
             self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         self._conn.execute(self._q["checkpoint"]).fetchall()
 
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await asyncio.to_thread(self._checkpoint)
-            except sqlite3.Error as exc:
-                log.warning("WAL checkpoint failed: %s", exc)
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._interval)
+                    break
+                try:
+                    # Shielded: a cancelled wait must not leave the thread using the connection
+                    # while it is being closed.
+                    await asyncio.shield(asyncio.to_thread(self._checkpoint))
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            await asyncio.shield(asyncio.to_thread(self._close))

@@ -39,6 +39,7 @@ class _Stored:
     data: bytes | None
     kind: DataKind
     received_at: float
+    producer: str | None = None
 
     def event(self) -> Event:
         attributes: dict[str, AttributeValue] = orjson.loads(self.attrs)
@@ -131,7 +132,9 @@ class MemoryStore:
             attrs = orjson.dumps(event.attributes)
             seq = next(self._seqs)
             seen[key] = now
-            events[seq] = _Stored(event.source, event.id, attrs, event.data, event.kind, now)
+            events[seq] = _Stored(
+                event.source, event.id, attrs, event.data, event.kind, now, item.producer
+            )
             rows.extend(
                 _Row(
                     next(self._ids),
@@ -273,6 +276,7 @@ class MemoryStore:
                 status=row.dead.status if row.dead else None,
                 attempts=row.dead.attempts if row.dead else row.attempts,
                 updated_at=row.updated_at,
+                producer=self._events[row.event_seq].producer,
             )
             for row in dead
         ]

@@ -198,6 +198,7 @@ class SqliteStore:
                 status=row[3],
                 attempts=row[4],
                 updated_at=row[5],
+                producer=row[9],
             )
             for row in rows
         ]
@@ -228,6 +229,7 @@ class SqliteStore:
                 "attrs": orjson.dumps(event.attributes),
                 "data": event.data,
                 "kind": int(event.kind),
+                "producer": item.producer,
             }
             seq = conn.execute(self._q["event_insert"], row).lastrowid
             names = dict.fromkeys(item.subscriptions)

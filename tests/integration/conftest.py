@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from gateway.app import assemble, build
 from gateway.config.loader import load
 from gateway.runtime import Gateway
 from gateway.schemas import SchemaRegistry
+from tests.integration.process import Process
 from tests.integration.subscriber import Subscriber
 
 ORDER_SCHEMA = {
@@ -110,3 +111,11 @@ async def start(
     yield _start
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for proc in started:
+        proc.stop()

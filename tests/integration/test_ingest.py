@@ -271,3 +271,37 @@ async def test_unknown_paths_are_problem_json_404(start: Start) -> None:
     resp = await gw.post("/sources/nope", data=b"{}")
     assert resp.status == 404
     assert resp.content_type == PROBLEM
+
+
+async def test_a_batch_with_one_foreign_event_is_refused_whole(start: Start) -> None:
+    gw = await start(ALL, gateway=PRODUCERS)
+    events = [order(), order(source="/billing"), order()]
+    resp = await gw.post(
+        data=orjson.dumps([json.loads(structured(e)["data"]) for e in events]),
+        headers={"Content-Type": "application/cloudevents-batch+json",
+                 "Authorization": "Bearer old-token"},
+    )
+    assert resp.status == 403
+    problem = await resp.json()
+    assert problem["index"] == 1
+    assert "source" in problem["detail"]
+    assert await gw.gateway.store.pending() == 0
+
+
+async def test_the_producer_attribute_is_stamped_and_cannot_be_forged(start: Start) -> None:
+    gw = await start(ALL, gateway={**PRODUCERS, "producer_attribute": "producer"})
+    forged = order(producer="billing")  # the producer claims to be someone else
+    message = structured(forged)
+    message["headers"]["Authorization"] = "Bearer new-token"
+    assert (await gw.post(**message)).status == 202
+    [got] = await gw.subscriber.wait_for("/all", 1)
+    assert got.headers["ce-producer"] == "shop"
+
+
+async def test_without_the_option_events_arrive_unchanged(start: Start) -> None:
+    gw = await start(ALL, gateway=PRODUCERS)
+    message = structured(order())
+    message["headers"]["Authorization"] = "Bearer new-token"
+    assert (await gw.post(**message)).status == 202
+    [got] = await gw.subscriber.wait_for("/all", 1)
+    assert "ce-producer" not in got.headers

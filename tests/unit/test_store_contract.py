@@ -207,6 +207,15 @@ async def test_dead_without_notify_queues_nothing(store: Store) -> None:
     )
 
 
+async def test_the_publishing_producer_is_recorded(store: Store) -> None:
+    await store.append([NewEvent(event("e1"), ("a",), producer="shop"), routed("e2", "a")],
+                       100.0, WINDOW)
+    rows = await store.lease("a", Kind.SINK, 10, 100.0, LEASE)
+    await store.finish([Dead(row, FAILED, GONE) for row in rows], 150.0)
+    listed = {d.event.id: d.producer for d in await store.dead_letters("a", 10)}
+    assert listed == {"e1": "shop", "e2": None}
+
+
 @pytest.mark.parametrize(
     ("first", "second", "window", "duplicate"),
     [

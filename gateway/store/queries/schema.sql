@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS events (
     attrs       BLOB NOT NULL,         -- JSON object of the context attributes as received
     data        BLOB,                  -- the data bytes; NULL when the event has none
     kind        INTEGER NOT NULL,      -- gateway.event.DataKind
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    producer    TEXT                   -- the authenticated producer's name; NULL when anonymous
 );
 
 -- One row per (event, subscription) and per dead-letter notice. The id is the webhook-id, so

@@ -64,8 +64,8 @@ ON CONFLICT (source, id) DO UPDATE SET seen_at = excluded.seen_at
 WHERE dedupe.seen_at <= :cutoff;
 
 -- name: event_insert
-INSERT INTO events (source, id, type, attrs, data, kind, received_at)
-VALUES (:source, :id, :type, :attrs, :data, :kind, :now);
+INSERT INTO events (source, id, type, attrs, data, kind, received_at, producer)
+VALUES (:source, :id, :type, :attrs, :data, :kind, :now, :producer);
 
 -- name: delivery_insert
 INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
@@ -151,7 +151,7 @@ SELECT subscription, sink FROM paused ORDER BY subscription;
 
 -- name: dead_letters_all
 SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),
-       d.updated_at, e.attrs, e.data, e.kind
+       d.updated_at, e.attrs, e.data, e.kind, e.producer
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.state = 2 AND d.kind = 0
 ORDER BY d.updated_at DESC, d.id DESC
@@ -159,7 +159,7 @@ LIMIT :limit;
 
 -- name: dead_letters_of
 SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),
-       d.updated_at, e.attrs, e.data, e.kind
+       d.updated_at, e.attrs, e.data, e.kind, e.producer
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.state = 2 AND d.kind = 0 AND d.subscription = :subscription
 ORDER BY d.updated_at DESC, d.id DESC

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,28 @@ def _tls(src: Source, value: Any, parts: Parts, base: Path) -> TLS | None:
             src.report((*parts, key), "file not found")
         files[key] = path
     cert, private = files["cert"], files["key"]
-    return None if cert is None or private is None else TLS(cert, private, files["client_ca"])
+    if cert is None or private is None:
+        return None
+    _check_tls_files(src, parts, cert, private, files["client_ca"])
+    return TLS(cert, private, files["client_ca"])
+
+
+def _check_tls_files(
+    src: Source, parts: Parts, cert: Path, key: Path, client_ca: Path | None
+) -> None:
+    """Load the files as `serve` will, so that a bad pair fails `check`, not the start."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if cert.is_file() and key.is_file():
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError):
+            message = "cannot load: not a readable PEM certificate with its matching private key"
+            src.report((*parts, "cert"), message)
+    if client_ca is not None and client_ca.is_file():
+        try:
+            context.load_verify_locations(client_ca)
+        except (ssl.SSLError, OSError):
+            src.report((*parts, "client_ca"), "cannot load: not readable PEM CA certificates")
 
 
 def read_store(src: Source, value: Any, base: Path) -> dict[str, str]:

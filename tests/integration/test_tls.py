@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import ssl
 from pathlib import Path
@@ -128,3 +129,18 @@ def test_check_never_prints_a_secret(tmp_path: Path) -> None:
     assert "signing.secret" in output
     assert TOKEN not in output
     assert "not!base64" not in output
+
+
+def test_check_loads_the_tls_files(tmp_path: Path) -> None:
+    ca = Authority(tmp_path)
+    server = ca.issue("127.0.0.1", server=True)
+    other = ca.issue("other", server=True)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    tls = {"cert": str(server.cert), "key": str(other.key), "client_ca": str(garbage)}
+    path = deploy(tmp_path, 8080, tls)
+    result = run_cli("check", "--json", "-c", str(path))
+    assert result.returncode == 1
+    problems = {p["path"]: p["message"] for p in json.loads(result.stdout)["problems"]}
+    assert "matching private key" in problems["server.tls.cert"]
+    assert "CA certificates" in problems["server.tls.client_ca"]

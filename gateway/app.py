@@ -72,6 +72,7 @@ def build(gw: Gateway) -> web.Application:
     health.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        gw.store.on_wakeup(gw.dispatcher.wake)
         await gw.store.open()
         await gw.sender.start()
         await gw.dispatcher.start()

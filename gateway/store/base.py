@@ -12,7 +12,7 @@ overwrite a newer attempt's result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -124,6 +124,10 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""
+
+    def on_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when deliveries may have become due through another process (e.g.
+        another replica appended). Stores used by one process only may ignore it."""
 
     async def append(
         self, batch: Sequence[NewEvent], now: float, dedupe_window: float

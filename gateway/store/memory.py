@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
@@ -100,6 +100,9 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._open = False
+
+    def on_wakeup(self, callback: Callable[[], None]) -> None:
+        """One process owns this store: its own appends wake its dispatcher directly."""
 
     async def ping(self) -> None:
         self._check()

@@ -14,7 +14,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,6 +163,9 @@ class SqliteStore:
             return conn.execute(self._q[name], params or {}).fetchall()
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc
+
+    def on_wakeup(self, callback: Callable[[], None]) -> None:
+        """One process owns this store: its own appends wake its dispatcher directly."""
 
     async def ping(self) -> None:
         self._read("ping")

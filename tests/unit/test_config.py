@@ -13,6 +13,7 @@ from gateway.config.model import Backoff, Mode
 from gateway.errors import ConfigError
 from gateway.event import Event
 from gateway.routing.filters import match
+from tests.integration.certs import Authority
 
 # CONTRACT 1, config/gateway.yaml, as printed there.
 CONTRACT_GATEWAY = """\
@@ -566,7 +567,9 @@ def test_any_format_sources_are_not_supported_yet(deploy: Deployer) -> None:
     ]
 
 
-def test_tls_producers_and_dispatch(deploy: Deployer) -> None:
+def test_tls_producers_and_dispatch(deploy: Deployer, tmp_path: Path) -> None:
+    (tmp_path / "ca").mkdir()
+    pair = Authority(tmp_path / "ca").issue("127.0.0.1", server=True)
     path = deploy(
         {
             "config/gateway.yaml": """\
@@ -578,8 +581,8 @@ def test_tls_producers_and_dispatch(deploy: Deployer) -> None:
               - {name: crm, token: c}
             dispatch: {max_in_flight: 8, poll_interval: 250ms, backlog_high_water: 100}
             """,
-            "config/tls/cert.pem": "cert",
-            "config/tls/key.pem": "key",
+            "config/tls/cert.pem": pair.cert.read_text(),
+            "config/tls/key.pem": pair.key.read_text(),
         }
     )
     config = load(path, {})

@@ -19,6 +19,7 @@ from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
 from gateway.ingest import http as ingest_http
 from gateway.ingest.problems import problems
+from gateway.ingest.sources import http as sources_http
 from gateway.ops import health
 from gateway.ops.metrics import standard
 from gateway.runtime import GATEWAY, Gateway
@@ -69,6 +70,7 @@ def build(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[problems])
     app[GATEWAY] = gw
     ingest_http.add_routes(app)
+    sources_http.add_routes(app)
     health.add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -18,14 +18,17 @@ import orjson
 from aiohttp import web
 
 from gateway import __version__
+from gateway.checks import subscriptions_against_schemas
 from gateway.config.loader import collect
 from gateway.config.model import Config
+from gateway.delivery import render
 from gateway.diagnostics import Problem
 from gateway.errors import GatewayError
 from gateway.event import Event
 from gateway.ingest.modes import parse_structured
+from gateway.ingest.sources.dryrun import preview
 from gateway.routing.filters import explain
-from gateway.schemas import SchemaRegistry
+from gateway.schemas import SchemaRegistry, compat
 
 log = logging.getLogger("gateway")
 
@@ -35,12 +38,14 @@ def _config_path(value: str | None) -> Path:
 
 
 def load_all(path: Path) -> tuple[Config | None, SchemaRegistry | None, list[Problem]]:
-    """The config, the schema registry and every problem found in either."""
+    """The config, the schema registry and every problem found in either or between them
+    (warnings included: callers decide with `Problem.is_error`)."""
     config, problems = collect(path)
     registry = None
     if config is not None:
         registry, schema_problems = SchemaRegistry.load(config.schemas)
         problems = [*problems, *schema_problems]
+        problems += subscriptions_against_schemas(config, registry.types())
     return config, registry, sorted(problems)
 
 
@@ -49,19 +54,38 @@ def _print_problems(problems: Sequence[Problem]) -> None:
         print(problem, file=sys.stderr)
 
 
+def _fatal(problems: Sequence[Problem]) -> bool:
+    """Print what was found; True when any of it is an error."""
+    _print_problems(problems)
+    return any(p.is_error for p in problems)
+
+
 # -- check ------------------------------------------------------------------------------------
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _, _, problems = load_all(_config_path(args.config))
-    if args.json:
-        print(orjson.dumps({"ok": not problems, "problems": [p.as_json() for p in problems]})
-              .decode())
-    elif problems:
+    config, _, problems = load_all(_config_path(args.config))
+    if args.against:
+        if config is None:
+            print("gateway check: --against needs a loadable config", file=sys.stderr)
+        else:
+            try:
+                problems = sorted(problems + compat.against(args.against, config.schemas))
+            except compat.GitError as exc:
+                print(f"gateway check: --against {args.against}: {exc}", file=sys.stderr)
+                return 1
+    failed = any(p.is_error for p in problems)
+    output = "json" if args.json else args.format
+    if output == "json":
+        body = {"ok": not failed, "problems": [p.as_json() for p in problems]}
+        print(orjson.dumps(body).decode())
+    else:
         for problem in problems:
-            print(problem)
-        print(f"{len(problems)} problem(s)", file=sys.stderr)
-    return 1 if problems else 0
+            print(problem.github() if output == "github" else problem)
+        errors = sum(1 for p in problems if p.is_error)
+        if problems:
+            print(f"{errors} error(s), {len(problems) - errors} other finding(s)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # -- route ------------------------------------------------------------------------------------
@@ -83,35 +107,63 @@ def _route_report(config: Config, registry: SchemaRegistry, event: Event) -> dic
     }
 
 
+def _headers(pairs: Sequence[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--header {pair!r} is not NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _event_for(args: argparse.Namespace, config: Config) -> Event:
+    """The event to dry-run: a structured-mode file, or what a source makes of a request."""
+    if args.source:
+        if not args.body:
+            raise ValueError("--source needs --body FILE")
+        body = Path(args.body).read_bytes()
+        return preview(config, args.source, body, _headers(args.header or []))
+    if not args.event:
+        raise ValueError("give EVENT.json, or --source NAME --body FILE")
+    return parse_structured(orjson.loads(Path(args.event).read_bytes()))
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     config, registry, problems = load_all(_config_path(args.config))
-    if problems or config is None or registry is None:
-        _print_problems(problems)
+    if _fatal(problems) or config is None or registry is None:
         return 1
     try:
-        event = parse_structured(orjson.loads(Path(args.event).read_bytes()))
+        event = _event_for(args, config)
     except OSError as exc:
-        print(f"{args.event}: {exc.strerror}", file=sys.stderr)
+        print(f"gateway route: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
-    except orjson.JSONDecodeError as exc:
-        print(f"{args.event}: not JSON: {exc}", file=sys.stderr)
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        print(f"gateway route: {exc}", file=sys.stderr)
         return 1
     except GatewayError as exc:
-        print(f"{args.event}: invalid CloudEvent: {exc.detail}", file=sys.stderr)
+        print(f"gateway route: the request would be refused ({exc.status}): {exc.detail}",
+              file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error.pointer or '/'}: {error.detail}", file=sys.stderr)
         return 1
     report = _route_report(config, registry, event)
+    if args.source:
+        report["event"] = orjson.loads(render.structured(event).body)
     if args.json:
         print(orjson.dumps(report).decode())
-    else:
-        schema = report["schema"]
-        state = "valid" if schema["valid"] else "INVALID"
-        print(f"schema: {state} ({schema['schema'] or 'no schema for this type'})")
-        for error in schema["errors"]:
-            print(f"  {error['pointer'] or '/'}: {error['detail']}")
-        for sub in report["subscriptions"]:
-            mark = "matched    " if sub["matched"] else "not matched"
-            print(f"{mark} {sub['name']}: {sub['reason']}")
-    return 0 if report["schema"]["valid"] else 1
+        return 0 if report["schema"]["valid"] else 1
+    if args.source:
+        print("event:", orjson.dumps(report["event"], option=orjson.OPT_INDENT_2).decode())
+    schema = report["schema"]
+    state = "valid" if schema["valid"] else "INVALID"
+    print(f"schema: {state} ({schema['schema'] or 'no schema for this type'})")
+    for error in schema["errors"]:
+        print(f"  {error['pointer'] or '/'}: {error['detail']}")
+    for sub in report["subscriptions"]:
+        mark = "matched    " if sub["matched"] else "not matched"
+        print(f"{mark} {sub['name']}: {sub['reason']}")
+    return 0 if schema["valid"] else 1
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -163,8 +215,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure(logging.DEBUG if args.verbose else logging.INFO)
     config, registry, problems = load_all(_config_path(args.config))
-    if problems or config is None or registry is None:
-        _print_problems(problems)
+    if _fatal(problems) or config is None or registry is None:
         return 1
     try:
         asyncio.run(serve(config, registry))
@@ -192,10 +243,25 @@ def parser() -> argparse.ArgumentParser:
     serve_p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve_p.set_defaults(run=cmd_serve)
     check_p = commands.add_parser("check", parents=[common], help="validate config and schemas")
-    check_p.add_argument("--json", action="store_true", help="machine-readable output")
+    check_p.add_argument("--json", action="store_true", help="same as --format json")
+    check_p.add_argument(
+        "--format", choices=("text", "json", "github"), default="text",
+        help="text (FILE:LINE: path: message), json, or GitHub Actions annotations",
+    )
+    check_p.add_argument(
+        "--against", metavar="GIT_REF",
+        help="also report schema changes since GIT_REF that break consumers",
+    )
     check_p.set_defaults(run=cmd_check)
     route_p = commands.add_parser("route", parents=[common], help="dry-run one event")
-    route_p.add_argument("event", metavar="EVENT.json", help="a structured-mode CloudEvent")
+    route_p.add_argument(
+        "event", metavar="EVENT.json", nargs="?", help="a structured-mode CloudEvent"
+    )
+    route_p.add_argument("--source", metavar="NAME", help="map a request at this source instead")
+    route_p.add_argument("--body", metavar="FILE", help="with --source: the request body")
+    route_p.add_argument(
+        "--header", metavar="K:V", action="append", help="with --source: a request header"
+    )
     route_p.add_argument("--json", action="store_true", help="machine-readable output")
     route_p.set_defaults(run=cmd_route)
     return top

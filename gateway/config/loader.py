@@ -16,6 +16,7 @@ from gateway.config.durations import parse_duration
 from gateway.config.fields import Source
 from gateway.config.files import discover, join, read, top
 from gateway.config.model import Config, Subscription
+from gateway.config.model import Source as SourceSpec
 from gateway.config.sections import (
     read_dispatch,
     read_producer_attribute,
@@ -23,6 +24,7 @@ from gateway.config.sections import (
     read_server,
     read_store,
 )
+from gateway.config.sources import Seen, read_sources
 from gateway.config.subscriptions import Headers, Layer, read_headers, read_layer, read_subscription
 from gateway.diagnostics import Problem
 from gateway.errors import ConfigError
@@ -70,8 +72,8 @@ def _build(main: Source, path: Path, env: Mapping[str, str], files: list[Source]
     f.check_keys(main, raw, (), GATEWAY_KEYS)
     settings = _settings(main, raw, path.parent)
     subscriptions = _subscriptions(main, raw, path, env, files)
-    _sources(main, raw, path, env, files)
-    return Config(path=path, subscriptions=subscriptions, **settings)
+    sources = _sources(main, raw, path, env, files)
+    return Config(path=path, subscriptions=subscriptions, sources=sources, **settings)
 
 
 def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -150,11 +152,13 @@ def _subscriptions(
 
 def _sources(
     main: Source, raw: dict[str, Any], path: Path, env: Mapping[str, str], files: list[Source]
-) -> None:
+) -> tuple[SourceSpec, ...]:
+    seen = Seen()  # names and paths are unique across every sources file
+    out: list[SourceSpec] = []
     for file in _files(main, raw, "sources", DEFAULT_SOURCES, path):
         src, ok = read(file, env)
         files.append(src)
         value = top(src, "sources") if ok else None
         items = [] if value is None else f.sequence(src, value, ("sources",)) or []
-        for i in range(len(items)):
-            src.report(("sources", i), "any-format sources are not supported yet")
+        out.extend(read_sources(src, items, seen))
+    return tuple(out)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gateway.ingest.sources.templates import Template
     from gateway.routing.filters import Filter
 
 
@@ -96,6 +97,41 @@ class Dispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Verify:
+    """How a source's requests are verified (`gateway.ingest.sources.verify`). Provider
+    schemes (github, gitlab, shopify, slack) are stored as the base kind they use."""
+
+    kind: str = "none"  # hmac | token | bearer | basic | stripe | standard-webhooks | none
+    scheme: str = "none"  # as configured, e.g. "github"; for messages
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # any one verifies (rotation)
+    header: str = ""  # lower-case name of the header carrying the signature or token
+    algorithm: str = "sha256"  # hmac: sha1 | sha256 | sha512
+    encoding: str = "hex"  # hmac: hex | base64
+    prefix: str = ""  # text before the signature or token in its header
+    signed: Template | None = None  # hmac: what is signed; None = the body
+    timestamp_header: str | None = None  # hmac: Unix seconds, checked against `tolerance`
+    tolerance: float = 300.0
+    username: str | None = None  # basic
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An any-format source: `POST <path>` becomes one CloudEvent (CONTRACT 1, sources)."""
+
+    name: str
+    path: str
+    verify: Verify = field(default_factory=Verify)
+    # CloudEvent attribute -> its templates, tried in order until one resolves. Without an
+    # `id` entry the gateway mints one.
+    event: tuple[tuple[str, tuple[Template, ...]], ...] = ()
+    preset: str | None = None
+    payload_field: str | None = None  # form bodies: the field holding the JSON payload
+    handshake: str | None = None  # a provider's URL check answered before mapping ("slack")
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # config/gateway.yaml
     server: Server = field(default_factory=Server)
@@ -106,6 +142,7 @@ class Config:
     dedupe_window: float = 86_400.0
     retention: float = 7 * 86_400.0
     subscriptions: tuple[Subscription, ...] = ()
+    sources: tuple[Source, ...] = ()
     producers: tuple[Producer, ...] = ()
     # Extension attribute set to the publishing producer's name on every event; None = off.
     producer_attribute: str | None = None

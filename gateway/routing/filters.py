@@ -3,6 +3,8 @@
 `compile_filter` turns one YAML/JSON filter (`{"prefix": {"type": "com.example."}}`) into a
 `Filter`; `match` and `explain` apply a subscription's `types`, `source` and filters to an event.
 Matching runs per event per subscription, so filters hold pre-checked tuples and do no parsing.
+Beside the six required dialects: `sql` (CESQL v1, compiled once by `gateway.routing.cesql`) and
+our `data` dialect (`gateway.routing.datafilter`).
 """
 
 from __future__ import annotations
@@ -10,26 +12,31 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.event import Event, canonical
+from gateway.routing.datafilter import DataFilter, DataFilterError
 
 if TYPE_CHECKING:
     from gateway.config.model import Subscription
+    from gateway.routing.cesql import Expression
 
 Parts = tuple[str | int, ...]
 
 # CE core, Attribute Naming Convention: lower-case ASCII letters and digits.
 _ATTRIBUTE = re.compile(r"[a-z0-9]+")
 _ATTRIBUTE_DIALECTS = ("exact", "prefix", "suffix")
-SUPPORTED = ("exact", "prefix", "suffix", "all", "any", "not")
+SUPPORTED = ("exact", "prefix", "suffix", "all", "any", "not", "sql", "data")
 
 
 class Filter(Protocol):
     def match(self, event: Event) -> bool: ...
 
     def describe(self) -> str: ...
+
+    def reason(self, event: Event) -> str | None:
+        """None when the filter matches the event, else a short reason why not."""
 
 
 class FilterError(Exception):
@@ -58,11 +65,12 @@ class _Described:
 class _Attributes(_Described):
     """exact / prefix / suffix: every listed attribute is present and passes `test`."""
 
-    __slots__ = ("_items", "_test", "_text")
+    __slots__ = ("_dialect", "_items", "_test", "_text")
 
     def __init__(
         self, dialect: str, items: tuple[tuple[str, str], ...], test: Callable[[str, str], bool]
     ) -> None:
+        self._dialect = dialect
         self._items = items
         self._test = test
         self._text = dialect + "".join(f" {n}={json.dumps(v)}" for n, v in items)
@@ -81,6 +89,15 @@ class _Attributes(_Described):
     def describe(self) -> str:
         return self._text
 
+    def reason(self, event: Event) -> str | None:
+        for name, wanted in self._items:
+            value = event.attributes.get(name)
+            if value is None:
+                return f"{name} is missing"
+            if not self._test(canonical(value), wanted):
+                return f"{name} is {json.dumps(canonical(value))}"
+        return None
+
 
 class _All(_Described):
     __slots__ = ("_filters",)
@@ -96,6 +113,13 @@ class _All(_Described):
 
     def describe(self) -> str:
         return f"all({', '.join(f.describe() for f in self._filters)})"
+
+    def reason(self, event: Event) -> str | None:
+        for i, f in enumerate(self._filters):
+            why = f.reason(event)
+            if why is not None:
+                return f"all[{i}]: {why}"
+        return None
 
 
 class _Any(_Described):
@@ -113,6 +137,12 @@ class _Any(_Described):
     def describe(self) -> str:
         return f"any({', '.join(f.describe() for f in self._filters)})"
 
+    def reason(self, event: Event) -> str | None:
+        reasons = [f.reason(event) for f in self._filters]
+        if any(why is None for why in reasons):
+            return None
+        return "none matched: " + "; ".join(f"any[{i}]: {w}" for i, w in enumerate(reasons))
+
 
 class _Not(_Described):
     __slots__ = ("_filter",)
@@ -125,6 +155,45 @@ class _Not(_Described):
 
     def describe(self) -> str:
         return f"not({self._filter.describe()})"
+
+    def reason(self, event: Event) -> str | None:
+        return f"{self._filter.describe()} matched" if self._filter.match(event) else None
+
+
+class _Sql(_Described):
+    """CESQL v1: passes only when the expression evaluates to Boolean true without error."""
+
+    __slots__ = ("_expression",)
+
+    def __init__(self, expression: Expression) -> None:
+        self._expression = expression
+
+    def match(self, event: Event) -> bool:
+        return self._expression.matches(event.attributes)
+
+    def describe(self) -> str:
+        return f"sql {json.dumps(self._expression.source)}"
+
+    def reason(self, event: Event) -> str | None:
+        if self._expression.matches(event.attributes):
+            return None
+        return self._expression.explain(event.attributes)
+
+
+class _Data(_Described):
+    __slots__ = ("_filter",)
+
+    def __init__(self, inner: DataFilter) -> None:
+        self._filter = inner
+
+    def match(self, event: Event) -> bool:
+        return self._filter.match(event)
+
+    def describe(self) -> str:
+        return self._filter.describe()
+
+    def reason(self, event: Event) -> str | None:
+        return self._filter.reason(event)
 
 
 _TESTS: dict[str, Callable[[str, str], bool]] = {
@@ -149,7 +218,28 @@ def _compile(spec: object, path: str, parts: Parts) -> Filter:
             raise _error(path, inner, f"'{dialect}' must be a non-empty list of filters")
         nested = tuple(_compile(item, path, (*inner, i)) for i, item in enumerate(body))
         return _All(nested) if dialect == "all" else _Any(nested)
+    if dialect == "sql":
+        return _Sql(_compile_sql(body, path, inner))
+    if dialect == "data":
+        try:
+            return _Data(DataFilter(body, inner))
+        except DataFilterError as exc:
+            raise _error(path, exc.parts, exc.message) from None
     return _Not(_compile(body, path, inner))
+
+
+def _compile_sql(body: object, path: str, parts: Parts) -> Expression:
+    # Subscriptions API 3.2.4: invalid expressions SHOULD be rejected when the subscription is
+    # created; here, when the config is loaded (and by `gateway check`).
+    if not isinstance(body, str) or not body.strip():
+        raise _error(path, parts, "'sql' must be a CESQL expression (a non-empty string)")
+    from gateway.routing import cesql  # the CESQL compiler loads only for `sql` filters
+
+    try:
+        return cesql.compile(body)
+    except cesql.CesqlParseError as exc:
+        message = f"invalid CESQL at {exc.line}:{exc.column}: {exc.message}"
+        raise _error(path, parts, message) from None
 
 
 def _dialect(spec: object, path: str, parts: Parts) -> tuple[str, object]:
@@ -159,8 +249,6 @@ def _dialect(spec: object, path: str, parts: Parts) -> tuple[str, object]:
         keys = ", ".join(str(k) for k in spec)
         raise _error(path, parts, f"a filter has exactly one dialect key, found {keys}")
     ((dialect, body),) = spec.items()
-    if dialect == "sql":
-        raise _error(path, (*parts, "sql"), "the sql dialect (CESQL) is not supported yet")
     if dialect not in SUPPORTED:
         raise _error(path, (*parts, dialect), f"unknown filter dialect '{dialect}' ({_choices()})")
     return str(dialect), body
@@ -218,19 +306,22 @@ def explain(sub: Subscription, event: Event) -> tuple[bool, str]:
     source = attributes.get("source")
     if sub.source is not None and source != sub.source:
         return False, f"source {_show(source)} is not {sub.source}"
-    failed = _first_failure(sub.filters, event)
-    if failed is not None:
-        i, f = failed
-        return False, f"filters[{i}] {f.describe()} did not match"
+    for i, f in enumerate(sub.filters):
+        why = f.reason(event)
+        if why is not None:
+            return False, f"filters[{i}] ({f.describe()}) did not match: {why}"
     return True, "matched"
-
-
-def _first_failure(filters: Sequence[Filter], event: Event) -> tuple[int, Filter] | None:
-    for i, f in enumerate(filters):
-        if not f.match(event):
-            return i, f
-    return None
 
 
 def _show(value: object) -> str:
     return "(missing)" if value is None else str(value)
+
+
+def type_tests(f: Filter) -> list[tuple[str, str]]:
+    """Every (dialect, value) test that selects on the `type` attribute inside a filter, nested
+    ones too; tests under `not` exclude types, so they are left out."""
+    if isinstance(f, _Attributes):
+        return [(f._dialect, value) for name, value in f._items if name == "type"]
+    if isinstance(f, _All | _Any):
+        return [test for inner in f._filters for test in type_tests(inner)]
+    return []

@@ -39,8 +39,10 @@ def write_deployment(
     subscriptions: list[dict[str, Any]],
     gateway: dict[str, Any] | None = None,
     schemas: dict[str, dict[str, Any]] | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write config/gateway.yaml, config/subscriptions/test.yaml and schemas/; return the path."""
+    """Write config/gateway.yaml, config/subscriptions/test.yaml, config/sources/test.yaml
+    (when `sources` is given) and schemas/; return the path."""
     config = root / "config"
     (config / "subscriptions").mkdir(parents=True, exist_ok=True)
     (root / "schemas").mkdir(exist_ok=True)
@@ -55,6 +57,9 @@ def write_deployment(
     (config / "subscriptions" / "test.yaml").write_text(
         yaml.safe_dump({"subscriptions": subscriptions})
     )
+    if sources is not None:
+        (config / "sources").mkdir(exist_ok=True)
+        (config / "sources" / "test.yaml").write_text(yaml.safe_dump({"sources": sources}))
     for name, schema in (schemas if schemas is not None else
                          {"com.example.order.created": ORDER_SCHEMA}).items():
         (root / "schemas" / f"{name}.json").write_text(json.dumps(schema))
@@ -96,9 +101,10 @@ async def start(
         subscriptions: list[dict[str, Any]],
         gateway: dict[str, Any] | None = None,
         schemas: dict[str, dict[str, Any]] | None = None,
+        sources: list[dict[str, Any]] | None = None,
     ) -> Running:
         rendered = json.loads(json.dumps(subscriptions).replace("{sink}", base))
-        path = write_deployment(tmp_path, rendered, gateway, schemas)
+        path = write_deployment(tmp_path, rendered, gateway, schemas, sources)
         config = load(path, env={})
         registry, problems = SchemaRegistry.load(config.schemas)
         assert not problems, problems

@@ -129,19 +129,18 @@ def test_contract_example_loads(deploy: Deployer) -> None:
     assert config.subscription("billing") is sub
 
 
-def test_contract_sql_filter_is_reported_as_not_supported_yet(deploy: Deployer) -> None:
+def test_contract_sql_filter_compiles_and_bad_cesql_is_located(deploy: Deployer) -> None:
     billing = CONTRACT_BILLING.replace(
         "      - not:", '      - sql: "EXISTS amount AND INT(amount) > 100"\n      - not:'
     )
-    assert deploy.problems(
-        {
-            "config/gateway.yaml": CONTRACT_GATEWAY,
-            "config/subscriptions/billing.yaml": billing,
-        }
-    ) == [
-        "config/subscriptions/billing.yaml:11: subscriptions[0].filters[2].sql: "
-        "the sql dialect (CESQL) is not supported yet"
-    ]
+    files = {"config/gateway.yaml": CONTRACT_GATEWAY, "config/subscriptions/billing.yaml": billing}
+    assert deploy.problems(files) == []
+    broken = billing.replace("INT(amount) > 100", "INT(amount) >")
+    problems = deploy.problems({**files, "config/subscriptions/billing.yaml": broken})
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "config/subscriptions/billing.yaml:11: subscriptions[0].filters[2].sql: invalid CESQL at 1:"
+    )
 
 
 def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> None:
@@ -545,26 +544,6 @@ def test_subscriptions_folder_is_sorted_and_a_missing_one_is_empty(deploy: Deplo
     assert [s.name for s in load(path, {}).subscriptions] == ["a", "b"]
     path.write_text("subscriptions: elsewhere/\n")
     assert load(path, {}).subscriptions == ()
-
-
-def test_any_format_sources_are_not_supported_yet(deploy: Deployer) -> None:
-    problems = deploy.problems(
-        {
-            "config/gateway.yaml": "",
-            "config/sources/shop.yaml": """\
-            sources:
-              - name: github
-                preset: github
-              - name: shop
-                path: /sources/shop
-            """,
-            "config/sources/empty.yaml": "sources: []\n",
-        }
-    )
-    assert problems == [
-        "config/sources/shop.yaml:2: sources[0]: any-format sources are not supported yet",
-        "config/sources/shop.yaml:4: sources[1]: any-format sources are not supported yet",
-    ]
 
 
 def test_tls_producers_and_dispatch(deploy: Deployer, tmp_path: Path) -> None:

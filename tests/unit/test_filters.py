@@ -69,7 +69,9 @@ def test_filter_semantics(spec: dict[str, Any], expected: bool) -> None:
         ("exact", "f", "a filter is a mapping with one dialect key"),
         ({"exact": {"type": "a"}, "prefix": {"type": "b"}}, "f", "exactly one dialect key"),
         ({"regex": {"type": "a"}}, "f.regex", "unknown filter dialect 'regex'"),
-        ({"sql": "EXISTS x"}, "f.sql", "the sql dialect (CESQL) is not supported yet"),
+        ({"sql": "EXISTS"}, "f.sql", "invalid CESQL at 1:"),
+        ({"sql": ""}, "f.sql", "'sql' must be a CESQL expression"),
+        ({"data": {"total": 1}}, "f.data.total", "starts with '/'"),
         ({"exact": {}}, "f.exact", "'exact' must map attribute names to values"),
         ({"prefix": ["type"]}, "f.prefix", "'prefix' must map attribute names to values"),
         ({"exact": {"": "a"}}, "f.exact.", "attribute names are lower-case letters and digits"),
@@ -145,13 +147,14 @@ def subscription(**kw: Any) -> Subscription:
             {"filters": [{"prefix": {"type": "com."}}, {"exact": {"subject": "x"}}]},
             {},
             False,
-            'filters[1] exact subject="x" did not match',
+            'filters[1] (exact subject="x") did not match: subject is "order-eu"',
         ),
         (
             {"filters": [{"any": [{"exact": {"region": "eu"}}]}]},
             {},
             False,
-            'filters[0] any(exact region="eu") did not match',
+            'filters[0] (any(exact region="eu")) did not match: none matched: '
+            "any[0]: region is missing",
         ),
         (
             {
@@ -171,6 +174,40 @@ def test_match_and_explain(
     sub, ev = subscription(**kw), event(**changes)
     assert match(sub, ev) is matched
     assert explain(sub, ev) == (matched, reason)
+
+
+@pytest.mark.parametrize(
+    ("filters", "reason"),
+    [
+        (
+            [{"prefix": {"type": "com."}}, {"sql": "EXISTS amount AND INT(amount) > 100"}],
+            'filters[1] (sql "EXISTS amount AND INT(amount) > 100") did not match: ',
+        ),
+        (
+            [{"data": {"/total": {">": 100}}}],
+            "filters[0] (data /total > 100) did not match: the event has no JSON data",
+        ),
+        (
+            [{"not": {"prefix": {"type": "com.example."}}}],
+            'filters[0] (not(prefix type="com.example.")) did not match: '
+            'prefix type="com.example." matched',
+        ),
+    ],
+)
+def test_explain_says_which_filter_decided_and_why(
+    filters: list[dict[str, Any]], reason: str
+) -> None:
+    matched, why = explain(subscription(filters=filters), event())
+    assert matched is False
+    assert why.startswith(reason), why
+
+
+def test_sql_filters_pass_only_on_boolean_true_without_errors() -> None:
+    assert match(subscription(filters=[{"sql": "subject = 'order-eu'"}]), event())
+    assert not match(subscription(filters=[{"sql": "INT(subject) = 0"}]), event())  # cast error
+    assert not match(subscription(filters=[{"sql": "LENGTH(subject)"}]), event())  # not Boolean
+    nested = [{"any": [{"sql": "missing = 'x'"}, {"not": {"sql": "type LIKE 'org.%'"}}]}]
+    assert match(subscription(filters=nested), event())
 
 
 def test_every_filter_must_hold() -> None:

@@ -1,0 +1,49 @@
+"""Checks across files for `gateway check`: do the subscriptions fit the schemas?
+
+- A subscription's `types` entry with no schema is an error under `unknown_types: reject`
+  (no such event can ever be accepted) and a warning otherwise.
+- A filter testing `type` against a value that no schema declares (exact), or that no schema's
+  type starts/ends with (prefix/suffix), is a warning: usually a typo or a removed type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.config.model import Config
+from gateway.diagnostics import Problem
+from gateway.routing.filters import type_tests
+
+_TESTS = {
+    "exact": lambda known, value: value in known,
+    "prefix": lambda known, value: any(t.startswith(value) for t in known),
+    "suffix": lambda known, value: any(t.endswith(value) for t in known),
+}
+
+
+def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[Problem]:
+    types = frozenset(known)
+    problems: list[Problem] = []
+    reject = config.unknown_types == "reject"
+    for index, sub in enumerate(config.subscriptions):
+        at = f"subscriptions[{index}]"
+        for i, name in enumerate(sub.types):
+            if name in types:
+                continue
+            if reject:
+                message = (
+                    f"type '{name}' has no schema and unknown_types is reject: "
+                    "no such event can be accepted"
+                )
+                problems.append(Problem(sub.file, sub.line, f"{at}.types[{i}]", message))
+            else:
+                message = f"type '{name}' has no schema"
+                problems.append(Problem(sub.file, sub.line, f"{at}.types[{i}]", message, "warning"))
+        for j, f in enumerate(sub.filters):
+            for dialect, value in type_tests(f):
+                if not _TESTS[dialect](types, value):
+                    message = f"the filter tests type {dialect} '{value}', which no schema declares"
+                    problems.append(
+                        Problem(sub.file, sub.line, f"{at}.filters[{j}]", message, "warning")
+                    )
+    return problems

@@ -1,0 +1,84 @@
+"""HTTP ingest for any-format sources: `POST /sources/<name>` (or the source's `path`).
+
+Order: read the body (size limit, 413) -> verify on the raw bytes (401, nothing stored, only
+the source name and the reason logged) -> read the body's format (400) -> a provider's URL
+check, answered without an event -> backpressure (429) -> normalize (422/400) -> the same
+validation, routing and storage as `/events`, answered 202 after the commit. `OPTIONS` answers
+the CE webhook handshake (CE webhook spec 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from gateway.config.model import Source
+from gateway.errors import Backpressure, GatewayError, NotFound, Unauthorized
+from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body
+from gateway.ingest.sources import bodies, presets, verify
+from gateway.ingest.sources.mapping import normalize
+from gateway.ingest.sources.templates import Inputs, first_values
+from gateway.runtime import GATEWAY
+
+log = logging.getLogger("gateway.ingest")
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def _post(request: web.Request, source: Source) -> web.Response:
+    gw = request.app[GATEWAY]
+    config = gw.config
+    body = await read_body(request, config.server.max_body_bytes)
+    headers = first_values(request.headers.items(), lower=True)
+    query = first_values(request.query.items(), lower=False)
+    try:
+        verify.check(source.verify, body, headers, query, gw.clock())
+    except Unauthorized as refused:
+        log.warning("source %s refused a request: %s", source.name, refused.detail)
+        raise
+    parsed = bodies.decode(
+        bodies.request_content_type(request.headers.items()), body, source.payload_field
+    )
+    answer = presets.handshake(source.handshake, parsed.view)
+    if answer is not None:
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+    if await gw.store.pending() >= config.dispatch.backlog_high_water:
+        raise Backpressure(
+            "the delivery backlog is over its high-water mark; retry later",
+            headers={"Retry-After": RETRY_AFTER_BACKLOG},
+        )
+    event = normalize(source, Inputs(headers, query, parsed.view), parsed, _mint)
+    return await accept(gw, [event], batch=False, producer=None)
+
+
+def _mint() -> str:
+    return str(uuid.uuid4())
+
+
+def _handler(source: Source) -> Handler:
+    async def post_source(request: web.Request) -> web.Response:
+        try:
+            return await _post(request, source)
+        except GatewayError as error:
+            metrics = request.app[GATEWAY].metrics
+            metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
+            raise
+
+    return post_source
+
+
+async def unknown_source(request: web.Request) -> web.Response:
+    raise NotFound(f"no source named {request.match_info['name']!r} is configured")
+
+
+def add_routes(app: web.Application) -> None:
+    """A POST and OPTIONS route per configured source; other `/sources/<name>` are 404."""
+    for source in app[GATEWAY].config.sources:
+        app.router.add_post(source.path, _handler(source))
+        app.router.add_route("OPTIONS", source.path, options_events)
+    app.router.add_post("/sources/{name}", unknown_source)
+    app.router.add_route("OPTIONS", "/sources/{name}", unknown_source)

@@ -1,0 +1,94 @@
+"""`gateway check` findings across files, its output formats, and `--against` end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.integration.conftest import ORDER_SCHEMA, write_deployment
+from tests.integration.process import run_cli
+
+SUBS = [
+    {"name": "known", "sink": "http://127.0.0.1:1/a", "types": ["com.example.order.created"]},
+    {"name": "typo", "sink": "http://127.0.0.1:1/b", "types": ["com.example.order.craeted"]},
+    {"name": "filtered", "sink": "http://127.0.0.1:1/c",
+     "filters": [{"any": [{"prefix": {"type": "com.example.invoice."}},
+                          {"exact": {"type": "com.example.order.created"}}]}]},
+]
+
+
+def findings(path: Path, *extra: str) -> tuple[int, list[dict[str, object]]]:
+    result = run_cli("check", "--json", "-c", str(path), *extra)
+    return result.returncode, json.loads(result.stdout)["problems"]
+
+
+def test_types_without_schema_are_warnings_unless_unknown_types_reject(tmp_path: Path) -> None:
+    path = write_deployment(tmp_path, SUBS)
+    code, problems = findings(path)
+    assert code == 0  # warnings do not fail the check
+    by_path = {(p["path"], p["severity"]): p["message"] for p in problems}
+    assert "com.example.order.craeted" in str(by_path[("subscriptions[1].types[0]", "warning")])
+    assert "com.example.invoice." in str(by_path[("subscriptions[2].filters[0]", "warning")])
+    assert len(problems) == 2
+
+    strict = write_deployment(tmp_path, SUBS, gateway={"validation": {"unknown_types": "reject"}})
+    code, problems = findings(strict)
+    assert code == 1
+    errors = [p for p in problems if p["severity"] == "error"]
+    assert [p["path"] for p in errors] == ["subscriptions[1].types[0]"]
+    assert isinstance(errors[0]["line"], int) and errors[0]["line"] > 0
+
+
+def test_github_annotations(tmp_path: Path) -> None:
+    path = write_deployment(tmp_path, [{"name": "x", "sink": "http://127.0.0.1:1/x",
+                                        "delivery": {"retry": {"max_attempts": 0}}}])
+    result = run_cli("check", "--format", "github", "-c", str(path))
+    assert result.returncode == 1
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("::error file=")
+    assert ",line=" in line
+    assert "title=subscriptions[0].delivery.retry.max_attempts::must be >= 1" in line
+
+
+def test_against_a_git_ref_reports_breaking_schema_changes(tmp_path: Path) -> None:
+    path = write_deployment(tmp_path, SUBS[:1])
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"],
+                 ["config", "user.name", "t"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    schema = json.loads(json.dumps(ORDER_SCHEMA))
+    schema["required"].append("currency")
+    (tmp_path / "schemas" / "com.example.order.created.json").write_text(
+        json.dumps(schema, indent=2)
+    )
+    code, problems = findings(path, "--against", "main")
+    assert code == 1
+    [breaking] = [p for p in problems if p["severity"] == "error"]
+    assert breaking["message"] == "breaking change: property 'currency' made required"
+    assert str(breaking["file"]).endswith("com.example.order.created.json")
+    bad_ref = run_cli("check", "-c", str(path), "--against", "nope")
+    assert bad_ref.returncode == 1
+    assert "--against nope" in bad_ref.stderr
+
+
+def test_route_shows_what_a_source_request_becomes() -> None:
+    result = run_cli(
+        "route", "--json", "--source", "github", "--body", "examples/github-issues-opened.json",
+        "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: d-1",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["event"]["type"] == "com.github.issues.opened"
+    assert report["event"]["id"] == "d-1"
+    assert report["event"]["subject"] == "42"
+    assert report["event"]["data"]["issue"]["number"] == 42
+    assert {s["name"] for s in report["subscriptions"]} == {"analytics", "billing", "warehouse"}
+    missing = run_cli("route", "--source", "github", "--body", "examples/github-issues-opened.json")
+    assert missing.returncode == 1
+    assert "would be refused (422)" in missing.stderr
+
+
+def test_the_example_deployment_is_clean() -> None:
+    result = run_cli("check", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"ok": True, "problems": []}

@@ -37,7 +37,8 @@ def test_types_without_schema_are_warnings_unless_unknown_types_reject(tmp_path:
     assert code == 1
     errors = [p for p in problems if p["severity"] == "error"]
     assert [p["path"] for p in errors] == ["subscriptions[1].types[0]"]
-    assert isinstance(errors[0]["line"], int) and errors[0]["line"] > 0
+    assert isinstance(errors[0]["line"], int)
+    assert errors[0]["line"] > 0
 
 
 def test_github_annotations(tmp_path: Path) -> None:

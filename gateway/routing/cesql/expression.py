@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from gateway.routing.cesql.codegen import Matcher, generate
 from gateway.routing.cesql.compiled import Fn
 from gateway.routing.cesql.compiler import Compiler
 from gateway.routing.cesql.errors import ErrorKind, EvalError
@@ -43,20 +44,40 @@ def _abort(kind: ErrorKind, message: str) -> NoReturn:
     raise _Abort
 
 
+def _fail_fast(fn: Fn) -> Matcher:
+    """`matches` over the closures, for a tree the code generator declined."""
+
+    def matches(attributes: Mapping[str, object]) -> bool:
+        try:
+            return fn(attributes, _abort) is True
+        except _Abort:
+            return False
+
+    return matches
+
+
 class Expression:
     """One CESQL expression, parsed and compiled once; evaluating it never raises.
 
     `warnings` lists legal constructs that are probably not what the author meant (operator
     grouping surprises, calls to functions that do not exist, over-long attribute names).
+
+    `matches(attributes)` is the filter (spec 1.2): True only for Boolean true reached without
+    any error, stopping at the first error. It is the generated function itself, not a method
+    calling it: filters run it per event per subscription.
     """
 
-    __slots__ = ("_fn", "_zero", "source", "warnings")
+    __slots__ = ("_fn", "_zero", "matches", "source", "warnings")
+    matches: Matcher
 
-    def __init__(self, source: str, fn: Fn, zero: Value, warnings: tuple[str, ...]) -> None:
+    def __init__(
+        self, source: str, fn: Fn, match: Matcher, zero: Value, warnings: tuple[str, ...]
+    ) -> None:
         self.source = source
         self.warnings = warnings
         self._fn = fn
         self._zero = zero
+        self.matches = match
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -71,13 +92,6 @@ class Expression:
         value = self._fn(attributes, report)
         # Spec 3.3: a failed expression yields the zero value of its type.
         return Result(self._zero if value is None else value, tuple(errors))
-
-    def matches(self, attributes: Mapping[str, object]) -> bool:
-        """Filter semantics (spec 1.2): True only for Boolean true without any error."""
-        try:
-            return self._fn(attributes, _abort) is True
-        except _Abort:
-            return False
 
     def explain(self, attributes: Mapping[str, object]) -> str:
         """A short reason for the outcome, e.g. "missing attribute 'amount'"."""
@@ -107,4 +121,6 @@ def compile(text: str, functions: Iterable[Function] = ()) -> Expression:
     # Spec 3.2: when the type cannot be known (a lone attribute), assume Boolean.
     zero = False if code.type is None else ZERO[code.type]
     unknown = tuple(f"{message}: the call is always false" for message in compiler.unknown)
-    return Expression(text, code.fn, zero, tuple(dict.fromkeys((*warnings, *unknown))))
+    # The fail-fast filter runs as generated code; evaluate keeps the closures (same semantics).
+    match = generate(tree, registry) or _fail_fast(code.fn)
+    return Expression(text, code.fn, match, zero, tuple(dict.fromkeys((*warnings, *unknown))))

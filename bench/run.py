@@ -2,6 +2,7 @@
 
     python bench/run.py --quick      (under a minute; the last line printed is one JSON object)
     python bench/run.py              (longer phases, steadier figures)
+    python bench/run.py --store postgresql://postgres@127.0.0.1/test   (adds the pg_* phases)
 
 Phases, each against fresh processes and a fresh store:
   bare_ingest_rps   a bare aiohttp server that reads the body and answers 202
@@ -11,11 +12,15 @@ Phases, each against fresh processes and a fresh store:
   e2e_eps           events/s arriving at the subscriber through the gateway (one subscription)
   latency_*_ms      ingest -> subscriber arrival at a fixed offered load of 500 events/s
   rss_mb            the gateway process's peak resident memory over the run
+With --store postgresql://..., the ingest and e2e phases again on the PostgreSQL store, each in
+a fresh schema: with one replica (pg_ingest_eps_1, pg_e2e_eps_1) and with two replicas on one
+database, the load split over both (pg_ingest_eps_2, pg_e2e_eps_2).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -28,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +115,83 @@ def load(url: str, duration: float, concurrency: int = 32, rate: float = 0.0,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def deployment(folder: Path, port: int, subscriptions: list[dict[str, Any]]) -> Path:
+def load_split(urls: list[str], duration: float, concurrency: int, prefix: str) -> dict[str, Any]:
+    """One load generator per URL at once, the connections shared out; the sum of their runs."""
+    procs = [
+        subprocess.Popen(
+            [PY, str(HERE / "loadgen.py"), url, "--duration", str(duration), "--concurrency",
+             str(concurrency // len(urls)), "--prefix", f"{prefix}{index}"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        for index, url in enumerate(urls)
+    ]
+    runs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    accepted = sum(run["statuses"].get("202", 0) for run in runs)
+    return {"accepted": accepted, "seconds": max(run["seconds"] for run in runs)}
+
+
+@contextmanager
+def pg_schema(store: str, name: str) -> Iterator[str]:
+    """A fresh schema on the benchmark's database; yields the store URL that uses it."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from gateway.store.postgres import parse_url
+
+    dsn = parse_url(store)[0]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))
+    try:
+        yield f"{store}{'&' if '?' in store else '?'}search_path={name}"
+    finally:
+        asyncio.run(admin(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+
+
+def pg_phases(store: str, phase: float, sub_url: str, work: Path) -> dict[str, Any]:
+    """Ingest and e2e on PostgreSQL with one and with two replicas sharing the database."""
+    result: dict[str, Any] = {}
+    stalled = [{"name": f"team{i}", "sink": f"{sub_url}/stall",
+                "delivery": {"max_in_flight": 1, "timeout": "1h"}} for i in range(3)]
+    one = [{"name": "e2e", "sink": f"{sub_url}/e2e",
+            "delivery": {"max_in_flight": 64, "timeout": "10s"}}]
+    for replicas in (1, 2):
+        for figure, subscriptions in (("ingest", stalled), ("e2e", one)):
+            name = f"pg_{figure}_{replicas}"
+            with pg_schema(store, f"bench_{os.getpid()}_{name}") as url, ExitStack() as stack:
+                urls = []
+                for index in range(replicas):
+                    port = free_port()
+                    config = deployment(work / f"{name}_{index}", port, subscriptions, url)
+                    stack.enter_context(process(
+                        [PY, "-m", "gateway", "serve", "-c", str(config)],
+                        f"http://127.0.0.1:{port}/readyz", work / f"gw-{name}_{index}.log"))
+                    urls.append(f"http://127.0.0.1:{port}/events")
+                reset(sub_url)
+                run = load_split(urls, phase, 32, prefix=name)
+                if figure == "ingest":
+                    eps = run["accepted"] / run["seconds"]
+                else:
+                    eps = stats(sub_url)["count"] / phase
+                result[f"pg_{figure}_eps_{replicas}"] = round(eps, 1)
+    return result
+
+
+def deployment(
+    folder: Path, port: int, subscriptions: list[dict[str, Any]],
+    store: str = "sqlite:///../data/gateway.db",
+) -> Path:
     (folder / "config" / "subscriptions").mkdir(parents=True)
     (folder / "schemas").mkdir()
     (folder / "schemas" / "bench.order.created.json").write_text(json.dumps(SCHEMA))
     config = {
         "server": {"port": port, "shutdown_grace": "2s"},
-        "store": "sqlite:///../data/gateway.db",
+        "store": store,
         "schemas": "../schemas",
         "validation": {"unknown_types": "reject"},
         "dispatch": {"max_in_flight": 256},
@@ -147,6 +222,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (under a minute)")
+    parser.add_argument("--store", help="postgresql://... : also measure the PostgreSQL store")
     args = parser.parse_args()
     phase = 5.0 if args.quick else 15.0
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -203,11 +279,20 @@ def main() -> None:
                 result["latency_p50_ms"] = round(percentile(latencies, 0.50), 2)
                 result["latency_p99_ms"] = round(percentile(latencies, 0.99), 2)
                 rss = max(rss, peak_rss_mb(gw.pid))
+
+            if args.store:
+                result.update(pg_phases(args.store, phase, sub_url, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    routing = subprocess.run([PY, str(HERE / "routing.py")], capture_output=True, text=True,
+                             check=True, cwd=ROOT)
+    result.update(json.loads(routing.stdout.strip().splitlines()[-1]))
     result["ingest_ratio"] = round(result["ingest_eps"] / result["bare_ingest_rps"], 3)
     result["e2e_ratio"] = round(result["e2e_eps"] / result["bare_relay_eps"], 3)
+    if args.store:
+        result["pg_ingest_ratio"] = round(result["pg_ingest_eps_1"] / result["bare_ingest_rps"], 3)
+        result["pg_e2e_ratio"] = round(result["pg_e2e_eps_1"] / result["bare_relay_eps"], 3)
     result["rss_mb"] = round(rss, 1)
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

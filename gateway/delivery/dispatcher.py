@@ -79,6 +79,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned: list[Leased] = []
         self._paused: dict[str, str] = {}
+        self._paused_read = 0.0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -95,6 +96,7 @@ class Dispatcher:
                 log.info("subscription resumed: its sink changed", extra={"subscription": name})
             else:
                 self._paused[name] = sink
+        self._paused_read = self._clock()
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
 
@@ -138,6 +140,7 @@ class Dispatcher:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                await self._refresh_paused()
                 leased = await self._fill()
                 timeout = await self._idle_timeout(leased)
             except StoreUnavailable as exc:
@@ -149,6 +152,14 @@ class Dispatcher:
             if timeout > 0 and not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _refresh_paused(self) -> None:
+        """Pick up pauses made by other replicas sharing the store, at most once a poll."""
+        now = self._clock()
+        if now - self._paused_read < self._dispatch.poll_interval:
+            return
+        self._paused_read = now
+        self._paused = dict(await self._store.paused())
 
     def _room(self, sub: Subscription, kind: Kind) -> int:
         own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]

@@ -1,8 +1,10 @@
 """Durable storage of events and deliveries; `open_store` picks the store for a `store:` URL.
 
 `sqlite:////abs/path.db[?synchronous=normal|full]` (three slashes and a relative path: relative to
-the working directory), `sqlite://:memory:`, `memory://` (unit tests); `postgresql://` is planned.
-Errors never repeat the URL, which may carry a password.
+the working directory), `sqlite://:memory:`, `memory://` (unit tests), and
+`postgresql://user:password@host/db[?pool_min=1&pool_max=10&timeout=10]` (also `postgres://`) for
+several replicas on one database; the other query parameters of a PostgreSQL URL (`sslmode`,
+`search_path`, ...) go to the driver. Errors never repeat the URL, which may carry a password.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from urllib.parse import parse_qs, unquote
 from gateway.errors import StoreUnavailable
 from gateway.store.base import Store
 from gateway.store.memory import MemoryStore
+from gateway.store.postgres import PostgresStore, parse_url
 from gateway.store.sqlite import MEMORY, SYNCHRONOUS, SqliteStore
 
-__all__ = ["MemoryStore", "SqliteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "PostgresStore", "SqliteStore", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
@@ -28,9 +31,11 @@ def open_store(url: str) -> Store:
     if scheme == "memory":
         return MemoryStore()
     if scheme in ("postgresql", "postgres"):
-        raise StoreUnavailable("PostgreSQL store not available yet")
+        dsn, settings = parse_url(url)
+        return PostgresStore(dsn, settings)
     raise StoreUnavailable(
-        f"store unavailable: unknown store URL scheme {scheme!r} (use sqlite:// or memory://)"
+        f"store unavailable: unknown store URL scheme {scheme!r} "
+        "(use sqlite://, postgresql:// or memory://)"
     )
 
 

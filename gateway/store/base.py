@@ -118,7 +118,8 @@ class DeadLetter:
 
 class Store(Protocol):
     async def open(self) -> None:
-        """Create the tables if needed; give back leases left by a previous run of this process."""
+        """Apply schema migrations; a store owned by one process (SQLite) also gives back the
+        leases its previous run left. Shared stores (PostgreSQL) let leases expire instead."""
 
     async def close(self) -> None: ...
 

@@ -2,8 +2,9 @@
 
 Writes (append, lease, finish, pause, resume, redeliver, purge) go through the group-commit
 `Writer`; reads run inline on the event loop and see committed state. WAL with
-`synchronous=NORMAL` survives a process crash; `?synchronous=full` survives power loss. The SQL
-lives in `queries/schema.sql` and `queries/sqlite.sql`.
+`synchronous=NORMAL` survives a process crash; `?synchronous=full` survives power loss. The
+tables come from the forward migrations in `migrations/sqlite/` (applied at open); the queries
+live in `queries/sqlite.sql`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from gateway.store.base import (
     Retry,
 )
 from gateway.store.checkpoint import Checkpointer
-from gateway.store.queries import load_queries, read_sql
+from gateway.store.migrator import load_migrations, migrate_sqlite
+from gateway.store.queries import load_queries
 from gateway.store.writer import Work, Writer, unavailable
 
-SCHEMA_VERSION = 1
 MEMORY = ":memory:"
 PURGE_CHUNK = 500  # events (or dedupe keys) per purge transaction
 SYNCHRONOUS = ("normal", "full")
@@ -121,13 +122,7 @@ class SqliteStore:
             conn.execute(self._q[f"synchronous_{self.synchronous}"])
             if self.path != MEMORY:
                 conn.execute(self._q["autocheckpoint_off"]).fetchall()
-            conn.executescript(read_sql("schema.sql"))
-            (version,) = conn.execute(self._q["schema_version"]).fetchone()
-            if int(version) > SCHEMA_VERSION:
-                raise StoreUnavailable(
-                    f"store unavailable: the database has schema version {version}; "
-                    f"this gateway knows up to {SCHEMA_VERSION}"
-                )
+            migrate_sqlite(conn, load_migrations("sqlite"), time.time())
             conn.execute(self._q["give_back_leases"], {"now": time.time()})
             (self._pending,) = conn.execute(self._q["count_pending"]).fetchone()
         except BaseException as exc:

@@ -273,7 +273,7 @@ def test_open_store_memory() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://gw:s3cret@db.internal/gateway", "PostgreSQL store not available yet"),
+        ("postgresql://gw:s3cret@db.internal/gateway?pool_max=0", "pool_max >= 1"),
         ("redis://:s3cret@cache/0", "unknown store URL scheme 'redis'"),
         ("/var/lib/gw.db", "has no scheme"),
         ("sqlite:////var/lib/gw.db?synchronous=off", "synchronous must be one of normal, full"),

@@ -1,13 +1,23 @@
-"""The `Store` contract (gateway.store.base), run against every store implementation."""
+"""The `Store` contract (gateway.store.base), run against every store implementation.
+
+The PostgreSQL store runs when `GATEWAY_TEST_POSTGRES` names a database
+(`postgresql://postgres@127.0.0.1:5432/test`); each test gets a schema of its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
+import asyncpg
 import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.event import AttributeValue, DataKind, Event
+from gateway.store import open_store
 from gateway.store.base import (
     Ack,
     Attempt,
@@ -29,15 +39,47 @@ FAILED = Attempt(500, 40.0, "Internal Server Error")
 GONE = DeadLetterInfo("exhausted", 500, 3, "https://sink.test/hook")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+POSTGRES_ENV = "GATEWAY_TEST_POSTGRES"
+
+
+def postgres_dsn() -> str:
+    """The test database's URL; skips the test when none is configured."""
+    dsn = os.environ.get(POSTGRES_ENV, "")
+    if not dsn:
+        pytest.skip(f"set {POSTGRES_ENV}=postgresql://... to run the PostgreSQL store tests")
+    return dsn
+
+
+def with_query(url: str, **params: str | int) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(**params: str | int) -> AsyncIterator[str]:
+    """A fresh, uniquely named schema, dropped afterwards; yields a store URL that uses it."""
+    dsn = postgres_dsn()
+    name = f"gw_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {name}")
+        yield with_query(dsn, search_path=name, **params)
+    finally:
+        await admin.execute(f"DROP SCHEMA {name} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        opened: Store = MemoryStore()
-    else:
-        opened = SqliteStore(f"{tmp_path}/gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "memory":
+            opened: Store = MemoryStore()
+        elif request.param == "sqlite":
+            opened = SqliteStore(f"{tmp_path}/gateway.db")
+        else:
+            opened = open_store(await stack.enter_async_context(postgres_schema(pool_max=4)))
+        await opened.open()
+        yield opened
+        await opened.close()
 
 
 def event(
@@ -384,3 +426,4 @@ async def test_a_closed_store_is_unavailable(store: Store) -> None:
         await store.ping()
     with pytest.raises(StoreUnavailable):
         await store.append([routed("e1", "a")], 100.0, WINDOW)
+

@@ -18,9 +18,6 @@ PRAGMA journal_mode;
 -- name: synchronous
 PRAGMA synchronous;
 
--- name: schema_version
-SELECT value FROM meta WHERE key = 'schema_version';
-
 -- Transactions of the writer ----------------------------------------------------------------
 
 -- name: begin

@@ -1,5 +1,9 @@
--- The gateway's tables (shared by the SQL stores). Run once at open; every statement is
--- idempotent. Times are REAL Unix seconds; enums are the integers of gateway.store.base.
+-- Migration 1 of the SQLite store: the gateway's tables. Times are REAL Unix seconds; enums are
+-- the integers of gateway.store.base. Every statement is idempotent, so files written before
+-- the schema_migrations table existed take this migration as a no-op.
+--
+-- `meta.schema_version` is what gateways from before schema_migrations read to refuse a newer
+-- file: every later migration sets it to its own version.
 
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,

@@ -4,6 +4,8 @@
   (no such event can ever be accepted) and a warning otherwise.
 - A filter testing `type` against a value that no schema declares (exact), or that no schema's
   type starts/ends with (prefix/suffix), is a warning: usually a typo or a removed type.
+- A CESQL expression that is legal but probably not what its author meant (operator grouping
+  surprises, a function that does not exist) is a warning.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterable
 
 from gateway.config.model import Config
 from gateway.diagnostics import Problem
-from gateway.routing.filters import type_tests
+from gateway.routing.filters import sql_warnings, type_tests
 
 _TESTS = {
     "exact": lambda known, value: value in known,
@@ -40,6 +42,10 @@ def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[
                 message = f"type '{name}' has no schema"
                 problems.append(Problem(sub.file, sub.line, f"{at}.types[{i}]", message, "warning"))
         for j, f in enumerate(sub.filters):
+            for warning in sql_warnings(f):
+                problems.append(
+                    Problem(sub.file, sub.line, f"{at}.filters[{j}]", warning, "warning")
+                )
             for dialect, value in type_tests(f):
                 if not _TESTS[dialect](types, value):
                     message = f"the filter tests type {dialect} '{value}', which no schema declares"

@@ -325,3 +325,14 @@ def type_tests(f: Filter) -> list[tuple[str, str]]:
     if isinstance(f, _All | _Any):
         return [test for inner in f._filters for test in type_tests(inner)]
     return []
+
+
+def sql_warnings(f: Filter) -> list[str]:
+    """What the CESQL compiler found legal but suspicious in the `sql` filters inside a filter."""
+    if isinstance(f, _Sql):
+        return [f"{f.describe()}: {w}" for w in f._expression.warnings]
+    if isinstance(f, _All | _Any):
+        return [w for inner in f._filters for w in sql_warnings(inner)]
+    if isinstance(f, _Not):
+        return sql_warnings(f._filter)
+    return []

@@ -93,3 +93,16 @@ def test_the_example_deployment_is_clean() -> None:
     result = run_cli("check", "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"ok": True, "problems": []}
+
+
+def test_suspicious_cesql_is_a_warning(tmp_path: Path) -> None:
+    path = write_deployment(tmp_path, [
+        {"name": "odd", "sink": "http://127.0.0.1:1/o",
+         "filters": [{"any": [{"sql": "NOT subject = 'x'"}, {"sql": "FOO(subject)"}]}]},
+    ])
+    code, problems = findings(path)
+    assert code == 0
+    messages = [p["message"] for p in problems if p["severity"] == "warning"]
+    assert any("NOT binds tighter" in str(m) for m in messages)
+    assert any("no function FOO" in str(m) for m in messages)
+    assert all(p["path"] == "subscriptions[0].filters[0]" for p in problems)

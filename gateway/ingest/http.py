@@ -100,6 +100,8 @@ async def post_events(request: web.Request) -> web.Response:
         return await accept(gw, events, batch=batch, producer=name)
     except GatewayError as error:
         gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
+        if error.status >= 500:
+            log.warning("ingest refused with %d: %s", error.status, error.detail)
         raise
 
 

@@ -58,8 +58,8 @@ def detect(content_type: str | None) -> ContentMode:
     return ContentMode.BINARY
 
 
-def _charset(content_type: str) -> str | None:
-    """The charset parameter of a media type, unquoted, or None."""
+def charset(content_type: str) -> str | None:
+    """The charset parameter of a media type, unquoted, or None (RFC 9110 8.3.2)."""
     for param in content_type.split(";")[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset":
@@ -80,10 +80,10 @@ def _check_format(content_type: str, expected: str) -> None:
             f"Content-Type {content_type!r} names an event format this endpoint cannot read; "
             f"use {expected}"
         )
-    charset = _charset(content_type)
-    if charset is not None and charset.lower() != _UTF8:
+    declared = charset(content_type)
+    if declared is not None and declared.lower() != _UTF8:
         raise UnsupportedMediaType(
-            f"Content-Type {content_type!r} has charset {charset!r}; only utf-8 is supported"
+            f"Content-Type {content_type!r} has charset {declared!r}; only utf-8 is supported"
         )
     if len(_ACCEPTED) < _ACCEPTED_MAX:
         _ACCEPTED.add(content_type)
@@ -216,8 +216,8 @@ def _binary_data(content_type: str | None, body: bytes) -> tuple[DataKind, objec
     if is_json_media_type(content_type):
         return DataKind.JSON, _load_json(body, f"Content-Type is {content_type!r}")
     if is_text_media_type(content_type):
-        charset = _charset(content_type)
-        if charset is None or charset.lower() == _UTF8:
+        declared = charset(content_type)
+        if declared is None or declared.lower() == _UTF8:
             if body.isascii():
                 return DataKind.TEXT, None
             try:

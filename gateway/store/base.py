@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from gateway.event import Event
+import orjson
+
+from gateway.event import AttributeValue, DataKind, Event
+
+
+def stored_event(attrs: bytes, data: bytes | None, kind: int) -> Event:
+    """An event as the stores keep it: attributes as JSON, data bytes, its DataKind."""
+    attributes: dict[str, AttributeValue] = orjson.loads(attrs)
+    return Event(attributes=attributes, data=data, kind=DataKind(kind))
 
 
 class State(IntEnum):

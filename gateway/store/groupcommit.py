@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from gateway.errors import StoreUnavailable
+from gateway.store.batching import Batcher
 from gateway.store.pgapi import FAILURES, Connection, Pool, is_lost, unavailable
 
 P = TypeVar("P")
@@ -63,7 +63,7 @@ class _Fallback(Exception):
     """A merged statement failed: run the group again, one savepoint per unit."""
 
 
-class GroupCommit:
+class GroupCommit(Batcher[_Unit]):
     """The one task that writes appends and outcomes. `commits` counts its transactions."""
 
     def __init__(
@@ -73,51 +73,24 @@ class GroupCommit:
         timeout: float,
         on_commit: Callable[[int], None],
     ) -> None:
-        self.commits = 0
+        super().__init__("store-group-commit")
         self._pool = pool
         self._timeout = timeout
         self._on_commit = on_commit
-        self._queue: list[_Unit] = []
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="store-group-commit")
-
-    async def stop(self) -> None:
-        """Take no more work, commit what is queued, then end the task."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
     async def submit(self, apply: Apply[P, R], payload: P) -> R:
-        if self._stopping or self._task is None:
-            raise StoreUnavailable("store unavailable: the store is closed")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Unit(apply, payload, future))
-        self._wakeup.set()
+        self._enqueue(_Unit(apply, payload, future))
         return await future
 
-    async def _loop(self) -> None:
-        while True:
-            if not self._queue:
-                if self._stopping:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            units, self._queue = self._queue, []
-            units = [unit for unit in units if not unit.future.done()]
-            try:
-                results = await self._run(units)
-            except FAILURES as exc:
-                results = [_Result(None, unavailable(exc))] * len(units)
-            except Exception as exc:  # StoreUnavailable, or a bug: never strand the callers
-                results = [_Result(None, exc)] * len(units)
-            _settle(units, results)
+    async def _process(self, units: list[_Unit]) -> None:
+        try:
+            results = await self._run(units)
+        except FAILURES as exc:
+            results = [_Result(None, unavailable(exc))] * len(units)
+        except Exception as exc:  # StoreUnavailable, or a bug: never strand the callers
+            results = [_Result(None, exc)] * len(units)
+        _settle(units, results)
 
     async def _run(self, units: list[_Unit]) -> list[_Result]:
         if not units:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from gateway.errors import StoreUnavailable
-from gateway.event import AttributeValue, DataKind, Event
+from gateway.event import DataKind, Event
 from gateway.store.base import (
     Ack,
     Attempt,
@@ -28,6 +28,7 @@ from gateway.store.base import (
     Outcome,
     Retry,
     State,
+    stored_event,
 )
 
 
@@ -42,8 +43,7 @@ class _Stored:
     producer: str | None = None
 
     def event(self) -> Event:
-        attributes: dict[str, AttributeValue] = orjson.loads(self.attrs)
-        return Event(attributes=attributes, data=self.data, kind=self.kind)
+        return stored_event(self.attrs, self.data, self.kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.event import AttributeValue, DataKind, Event
 from gateway.store.base import (
     Ack,
     DeadLetter,
@@ -23,6 +22,7 @@ from gateway.store.base import (
     NewEvent,
     Outcome,
     Retry,
+    stored_event,
 )
 from gateway.store.pgapi import Record
 
@@ -138,11 +138,6 @@ def _outcome(outcome: Outcome, now: float) -> tuple[object, ...]:
             info.reason, info.status, info.attempts, info.sink, outcome.notify_sink)
 
 
-def event_of(attrs: bytes, data: bytes | None, kind: int) -> Event:
-    attributes: dict[str, AttributeValue] = orjson.loads(attrs)
-    return Event(attributes=attributes, data=data, kind=DataKind(kind))
-
-
 def leased(row: Record, subscription: str, kind: Kind, token: int) -> Leased:
     """A row of the lease statement; its attempts are already counted."""
     ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = (
@@ -157,7 +152,7 @@ def leased(row: Record, subscription: str, kind: Kind, token: int) -> Leased:
         kind=kind,
         attempt=attempts,
         lease=token,
-        event=event_of(attrs, data, data_kind),
+        event=stored_event(attrs, data, data_kind),
         received_at=received,
         dead_letter=info,
     )
@@ -167,7 +162,7 @@ def dead_letter(row: Record) -> DeadLetter:
     return DeadLetter(
         id=row[0],
         subscription=row[1],
-        event=event_of(row[6], row[7], row[8]),
+        event=stored_event(row[6], row[7], row[8]),
         reason=row[2],
         status=row[3],
         attempts=row[4],

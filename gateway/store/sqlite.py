@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.errors import StoreUnavailable
-from gateway.event import AttributeValue, DataKind, Event
 from gateway.store.base import (
     Ack,
     DeadLetter,
@@ -33,6 +32,7 @@ from gateway.store.base import (
     NewEvent,
     Outcome,
     Retry,
+    stored_event,
 )
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
@@ -191,7 +191,7 @@ class SqliteStore:
             DeadLetter(
                 id=row[0],
                 subscription=row[1],
-                event=_event(row[6], row[7], row[8]),
+                event=stored_event(row[6], row[7], row[8]),
                 reason=row[2],
                 status=row[3],
                 attempts=row[4],
@@ -379,11 +379,6 @@ def _lock(path: str) -> int | None:
     return fd
 
 
-def _event(attrs: bytes, data: bytes | None, kind: int) -> Event:
-    attributes: dict[str, AttributeValue] = orjson.loads(attrs)
-    return Event(attributes=attributes, data=data, kind=DataKind(kind))
-
-
 def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Leased:
     ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row
     info = None
@@ -395,7 +390,7 @@ def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Le
         kind=kind,
         attempt=attempts + 1,
         lease=token,
-        event=_event(attrs, data, data_kind),
+        event=stored_event(attrs, data, data_kind),
         received_at=received,
         dead_letter=info,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import StoreUnavailable
+from gateway.store.batching import Batcher
 
 T = TypeVar("T")
 # A unit of work: its result, and how it changes the count of pending rows once committed.
@@ -42,7 +43,7 @@ class _Done:
     error: BaseException | None
 
 
-class Writer:
+class Writer(Batcher[_Unit[Any]]):
     """The one task that writes to a connection. `commits` counts its transactions."""
 
     def __init__(
@@ -51,48 +52,22 @@ class Writer:
         queries: Mapping[str, str],
         on_commit: Callable[[int], None],
     ) -> None:
-        self.commits = 0
+        super().__init__("store-writer")
         self._conn = conn
         self._q = queries
         self._on_commit = on_commit
-        self._queue: list[_Unit[Any]] = []
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="store-writer")
-
-    async def stop(self) -> None:
-        """Take no more work, run what is queued, then end the task."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
     async def submit(self, work: Work[T]) -> T:
-        if self._stopping or self._task is None:
-            raise StoreUnavailable("store unavailable: the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Unit(work, future))
-        self._wakeup.set()
+        self._enqueue(_Unit(work, future))
         return await future
 
-    async def _loop(self) -> None:
-        while True:
-            if not self._queue:
-                if self._stopping:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            units, self._queue = self._queue, []
-            try:
-                self._run([unit for unit in units if not unit.future.done()])
-            except Exception as exc:  # a bug must not strand the callers
-                _settle(units, [_Done(None, 0, exc)] * len(units))
-            await asyncio.sleep(0)
+    async def _process(self, units: list[_Unit[Any]]) -> None:
+        try:
+            self._run(units)
+        except Exception as exc:  # a bug must not strand the callers
+            _settle(units, [_Done(None, 0, exc)] * len(units))
+        await asyncio.sleep(0)
 
     def _run(self, units: list[_Unit[Any]]) -> None:
         if not units:

@@ -21,6 +21,7 @@ import orjson
 
 from gateway.errors import InvalidEvent
 from gateway.event import UNPARSED, DataKind, is_json_media_type, is_text_media_type
+from gateway.ingest.modes import charset
 from gateway.ingest.sources.templates import NOTHING
 
 FORM = "application/x-www-form-urlencoded"
@@ -48,14 +49,6 @@ def request_content_type(headers: Iterable[tuple[str, str]]) -> str | None:
 
 def _media(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
-
-
-def _charset(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip('"').lower()
-    return None
 
 
 def _json(body: bytes, what: str) -> Any:
@@ -92,8 +85,8 @@ def _form(content_type: str, body: bytes, payload_field: str | None) -> Body:
 
 
 def _is_utf8_text(content_type: str, body: bytes) -> bool:
-    charset = _charset(content_type)
-    if charset not in (None, "utf-8", "utf8", "us-ascii"):
+    declared = charset(content_type)
+    if declared is not None and declared.lower() not in ("utf-8", "utf8", "us-ascii"):
         return False
     try:
         body.decode("utf-8")

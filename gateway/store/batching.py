@@ -1,0 +1,67 @@
+"""The owned task behind group commit, shared by the SQLite and PostgreSQL stores.
+
+Callers queue a unit (work plus a future) and wait. One named task takes everything queued at
+once and hands it to `_process`, which runs the batch in one transaction and settles every
+future; while it works, new units queue up for the next batch. `stop` takes no more work, lets
+what is queued run, then ends the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Generic, Protocol, TypeVar
+
+from gateway.errors import StoreUnavailable
+
+
+class Queued(Protocol):
+    @property
+    def future(self) -> asyncio.Future[Any]: ...
+
+
+U = TypeVar("U", bound=Queued)
+
+
+class Batcher(Generic[U]):
+    """`commits` counts the transactions the subclass committed."""
+
+    def __init__(self, name: str) -> None:
+        self.commits = 0
+        self._name = name
+        self._queue: list[U] = []
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+
+    async def stop(self) -> None:
+        """Take no more work, run what is queued, then end the task."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def _enqueue(self, unit: U) -> None:
+        if self._stopping or self._task is None:
+            raise StoreUnavailable("store unavailable: the store is closed")
+        self._queue.append(unit)
+        self._wakeup.set()
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            units, self._queue = self._queue, []
+            # A caller that gave up waiting has nothing left to receive.
+            await self._process([unit for unit in units if not unit.future.done()])
+
+    async def _process(self, units: list[U]) -> None:
+        """Run one batch and settle every unit's future, whatever happens."""
+        raise NotImplementedError

@@ -76,7 +76,7 @@ def build(gw: Gateway) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         gw.store.on_wakeup(gw.dispatcher.wake)
         await gw.store.open()
-        await gw.sender.start()
+        await gw.sender.start(gw.store.identity)
         await gw.dispatcher.start()
         gw.ready = True
         server = gw.config.server

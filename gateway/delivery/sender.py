@@ -39,11 +39,14 @@ class Sender:
         self._max_connections = max_connections
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._identity = ""
 
-    async def start(self) -> None:
-        """Create the client session: one keep-alive pool shared by every subscription."""
+    async def start(self, identity: str) -> None:
+        """Create the client session: one keep-alive pool shared by every subscription.
+        `identity` is the store's (`Store.identity`): it makes webhook-ids unique across stores."""
         if self._session is not None:
             return
+        self._identity = identity
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -97,9 +100,10 @@ class Sender:
             headers[name] = value
         for name, value in rendered:
             headers[name] = value
-        # Standard Webhooks: the id is the same on every retry (delivery row ids are never
-        # reused); the timestamp is this attempt's, in integer Unix seconds.
-        msg_id = f"msg_{leased.id}"
+        # Standard Webhooks: the id is unique per message and the same on every retry of it
+        # (a row id is never reused within a store; the store's identity sets stores apart);
+        # the timestamp is this attempt's, in integer Unix seconds.
+        msg_id = f"msg_{self._identity}_{leased.id}"
         timestamp = int(now)
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)

@@ -125,6 +125,11 @@ class DeadLetter:
 
 
 class Store(Protocol):
+    @property
+    def identity(self) -> str:
+        """A random identity of this database, made when it was created (valid after `open`).
+        Delivery row ids repeat across databases; webhook-ids combine the two."""
+
     async def open(self) -> None:
         """Apply schema migrations; a store owned by one process (SQLite) also gives back the
         leases its previous run left. Shared stores (PostgreSQL) let leases expire instead."""

@@ -8,6 +8,7 @@ here too, and callers never share mutable state with the store.
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -90,6 +91,11 @@ class MemoryStore:
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
         self._open = False
+        self._identity = secrets.token_hex(8)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     async def open(self) -> None:
         now = time.time()

@@ -116,11 +116,16 @@ class PostgresStore:
         self._listener: Listener | None = None
         self._wakeup: Callable[[], None] | None = None
         self._schema = ""
+        self._identity = ""
         self._commits = 0
         self._counted = 0  # the backlog as last counted
         self._delta = 0  # this replica's changes since
         self._counted_at = float("-inf")
         self._counting = False
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     @property
     def commits(self) -> int:
@@ -142,7 +147,7 @@ class PostgresStore:
             self._dsn, min_size=s.pool_min, max_size=s.pool_max, seconds=s.timeout
         )
         try:
-            self._schema = await self._run(self._migrate, pool)
+            self._schema, self._identity = await self._run(self._migrate, pool)
             if self._wakeup is not None:
                 listener = Listener(
                     self._dsn, self._schema, self._wakeup, ping=self._q["ping"], seconds=s.timeout
@@ -157,9 +162,10 @@ class PostgresStore:
         self._group = GroupCommit(pool, timeout=s.timeout, on_commit=self._committed)
         self._group.start()
 
-    async def _migrate(self, conn: Connection) -> str:
+    async def _migrate(self, conn: Connection) -> tuple[str, str]:
         await migrate_postgres(conn, self._plan, time.time())
-        return str(await conn.fetchval(self._q["schema"]))
+        schema = str(await conn.fetchval(self._q["schema"]))
+        return schema, str(await conn.fetchval(self._q["identity"]))
 
     async def close(self) -> None:
         """Stop taking writes, commit what is queued, then close the connections."""

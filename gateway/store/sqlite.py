@@ -70,6 +70,11 @@ class SqliteStore:
         self._checkpointer: Checkpointer | None = None
         self._commits = 0
         self._pending = 0
+        self._identity = ""
+
+    @property
+    def identity(self) -> str:
+        return self._identity
 
     @property
     def commits(self) -> int:
@@ -125,6 +130,7 @@ class SqliteStore:
             migrate_sqlite(conn, load_migrations("sqlite"), time.time())
             conn.execute(self._q["give_back_leases"], {"now": time.time()})
             (self._pending,) = conn.execute(self._q["count_pending"]).fetchone()
+            (self._identity,) = conn.execute(self._q["identity"]).fetchone()
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):

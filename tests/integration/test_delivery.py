@@ -41,6 +41,17 @@ async def test_500_then_200_is_retried_with_a_stable_signed_webhook_id(start: St
     assert await gw.gateway.store.pending() == 0
 
 
+async def test_webhook_ids_differ_across_databases(start: Start) -> None:
+    """Row ids repeat in every new database; a subscriber deduplicating on webhook-id (as
+    Standard Webhooks tells it to) must still see two different ids for two events."""
+    for store in ("sqlite:///data/a.db", "sqlite:///data/b.db"):
+        gw = await start([sub("billing")], gateway={"store": store})
+        assert (await gw.post(**structured(order()))).status == 202
+    first, second = await gw.subscriber.wait_for("/billing", 2)
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
+    assert all(h.headers["webhook-id"].startswith("msg_") for h in (first, second))
+
+
 async def test_429_retry_after_is_honoured(start: Start) -> None:
     spec = sub("limited", retry={**FAST_RETRY, "max_delay": "5s"})
     gw = await start([spec])

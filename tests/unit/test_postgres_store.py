@@ -205,18 +205,19 @@ async def test_close_commits_queued_writes(stores: Callable[..., PostgresStore],
 async def test_replicas_starting_together_apply_each_migration_once(
     stores: Callable[..., PostgresStore], url: str
 ) -> None:
+    shipped = load_migrations("postgres")
     slow = Migration(
-        2,
+        len(shipped) + 1,
         "slow",
         "CREATE TABLE applied (n INTEGER);\nINSERT INTO applied VALUES (1);\n"
         "SELECT pg_sleep(0.2);\n",
     )
-    plan = (*load_migrations("postgres"), slow)
+    plan = (*shipped, slow)
     starting = [stores(migrations=plan) for _ in range(4)]
     await asyncio.gather(*(store.open() for store in starting))
     assert [tuple(r) for r in await sql(url, "SELECT version, name FROM schema_migrations")] == [
-        (1, "initial"),
-        (2, "slow"),
+        *((m.version, m.name) for m in shipped),
+        (slow.version, "slow"),
     ]
     assert (await sql(url, "SELECT count(*) FROM applied"))[0][0] == 1
 
@@ -389,3 +390,11 @@ def test_bad_pool_settings_are_refused_without_the_password(query: str, message:
     assert message in caught.value.detail
     assert "s3cret" not in caught.value.detail
 
+
+
+async def test_replicas_share_one_identity(stores: Callable[..., PostgresStore]) -> None:
+    """Every replica signs webhook-ids with the database's identity, so a row keeps its id
+    whichever replica retries it."""
+    first, second = await replicas(stores, 2)
+    assert first.identity == second.identity
+    assert len(first.identity) == 16

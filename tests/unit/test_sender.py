@@ -94,10 +94,13 @@ async def subscriber(aiohttp_server: ServerFactory) -> AsyncIterator[tuple[Subsc
     sub.release.set()
 
 
+IDENTITY = "5eb1c0ffee0dd00d"  # a store's identity (Store.identity)
+
+
 @pytest.fixture
 async def sender() -> AsyncIterator[Sender]:
     s = Sender(max_connections=8)
-    await s.start()
+    await s.start(IDENTITY)
     yield s
     await s.close()
 
@@ -148,7 +151,7 @@ async def test_success_sends_the_event_and_the_webhook_headers(
     assert seen.headers["X-Team"] == "billing"
     assert seen.headers["Authorization"] == "Bearer tok-123"
     assert seen.headers["User-Agent"] == DEFAULT_USER_AGENT
-    assert seen.headers["webhook-id"] == "msg_17"
+    assert seen.headers["webhook-id"] == f"msg_{IDENTITY}_17"
     assert seen.headers["webhook-timestamp"] == str(int(now))
     # The reference library is the oracle for the signature.
     assert Webhook(SECRET).verify(seen.body, seen.headers) == {"total": 12}
@@ -163,7 +166,7 @@ async def test_no_secret_no_signature_and_no_bearer_no_authorization(
     headers = recorder.seen[0].headers
     assert "webhook-signature" not in headers
     assert "Authorization" not in headers
-    assert headers["webhook-id"] == "msg_17"
+    assert headers["webhook-id"] == f"msg_{IDENTITY}_17"
 
 
 async def test_webhook_id_is_stable_across_retries_of_one_row(
@@ -175,7 +178,7 @@ async def test_webhook_id_is_stable_across_retries_of_one_row(
     await sender.send(sub, row(attempt=2), time.time() + 1)
     await sender.send(sub, row(id=18), time.time())
     ids = [seen.headers["webhook-id"] for seen in recorder.seen]
-    assert ids == ["msg_17", "msg_17", "msg_18"]
+    assert ids == [f"msg_{IDENTITY}_17", f"msg_{IDENTITY}_17", f"msg_{IDENTITY}_18"]
     for seen in recorder.seen:
         Webhook(SECRET).verify(seen.body, seen.headers)
 
@@ -279,7 +282,7 @@ async def test_protocol_headers_win_over_subscription_headers(
     seen = recorder.seen[0].headers
     assert (seen["Content-Type"], seen["webhook-id"], seen["X-Team"]) == (
         "application/json",
-        "msg_17",
+        f"msg_{IDENTITY}_17",
         "a",
     )
 
@@ -304,7 +307,7 @@ async def test_dead_letter_rows_go_to_the_dead_letter_sink(
     assert result == Result(200)
     [seen] = recorder.seen
     assert seen.path == "/ok"
-    assert seen.headers["webhook-id"] == "msg_40"
+    assert seen.headers["webhook-id"] == f"msg_{IDENTITY}_40"
     body = orjson.loads(seen.body)
     assert (body["deadletterreason"], body["deadletterstatus"]) == ("exhausted", 500)
 

@@ -313,3 +313,16 @@ def test_parse_queries(text: str, expected: dict[str, str]) -> None:
 def test_parse_queries_refuses_bad_files(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_queries(text)
+
+
+async def test_identity_survives_a_reopen(db: Path) -> None:
+    first = SqliteStore(str(db))
+    await first.open()
+    identity = first.identity
+    await first.close()
+    again = SqliteStore(str(db))
+    await again.open()
+    try:
+        assert again.identity == identity != ""
+    finally:
+        await again.close()

@@ -427,3 +427,17 @@ async def test_a_closed_store_is_unavailable(store: Store) -> None:
     with pytest.raises(StoreUnavailable):
         await store.append([routed("e1", "a")], 100.0, WINDOW)
 
+
+
+# -- identity (webhook-ids unique across databases) --------------------------------------------
+
+
+async def test_identity_is_random_per_database(store: Store, tmp_path: object) -> None:
+    other = SqliteStore(f"{tmp_path}/other.db")
+    await other.open()
+    try:
+        assert len(store.identity) == 16
+        int(store.identity, 16)
+        assert store.identity != other.identity
+    finally:
+        await other.close()

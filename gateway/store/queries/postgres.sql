@@ -237,3 +237,8 @@ SELECT (SELECT count(*) FROM gone) AS removed,
 DELETE FROM dedupe
 WHERE (source, id) IN (SELECT source, id FROM dedupe WHERE seen_at <= $1 LIMIT $2)
   AND seen_at <= $1;
+
+-- Identity ------------------------------------------------------------------------------------
+
+-- name: identity
+SELECT value FROM meta WHERE key = 'identity';

@@ -203,3 +203,6 @@ PRAGMA wal_autocheckpoint = 0;
 
 -- name: checkpoint
 PRAGMA wal_checkpoint(PASSIVE);
+
+-- name: identity
+SELECT value FROM meta WHERE key = 'identity';

@@ -66,6 +66,18 @@ def assemble(
     return Gateway(config, registry, store, dispatcher, sender, metrics, clock)
 
 
+async def _summarize(gw: Gateway) -> None:
+    """One line at start: what this gateway will deliver to, and what is waiting."""
+    paused = await gw.store.paused()
+    names = {sub.name for sub in gw.config.subscriptions}
+    log.info(
+        "ready: %d subscriptions (%d paused), %d pending deliveries",
+        len(names),
+        len(names & set(paused)),
+        await gw.store.pending(),
+    )
+
+
 def build(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[problems])
     app[GATEWAY] = gw
@@ -79,6 +91,7 @@ def build(gw: Gateway) -> web.Application:
         await gw.sender.start(gw.store.identity)
         await gw.dispatcher.start()
         gw.ready = True
+        await _summarize(gw)
         server = gw.config.server
         if not _is_loopback(server.host) and not gw.config.producers and server.tls is None:
             log.warning(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -28,6 +28,7 @@ class Gateway:
     metrics: Metrics
     clock: Callable[[], float] = time.time
     ready: bool = False
+    unmatched_types: set[str] = field(default_factory=set)  # labels of the unmatched counter
 
     def route(self, event: Event) -> tuple[str, ...]:
         """Names of the subscriptions whose types, source and filters match the event."""

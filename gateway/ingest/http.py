@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.errors import Backpressure, GatewayError, PayloadTooLarge
 from gateway.event import Event
 from gateway.ingest import modes
+from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
 from gateway.runtime import GATEWAY, Gateway
 from gateway.store.base import NewEvent
@@ -22,6 +23,7 @@ from gateway.store.base import NewEvent
 log = logging.getLogger("gateway.ingest")
 
 RETRY_AFTER_BACKLOG = "5"
+UNMATCHED_TYPES = 100  # distinct `type` labels of gateway_events_unmatched_total
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -52,7 +54,10 @@ async def accept(
             gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
             raise (error.at(index) if batch else error) from None
-        routed.append(NewEvent(event, gw.route(event), producer=producer))
+        subscriptions = gw.route(event)
+        if not subscriptions:
+            _unmatched(gw, event)
+        routed.append(NewEvent(event, subscriptions, producer=producer))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
     gw.dispatcher.wake()
@@ -65,6 +70,21 @@ async def accept(
         "duplicates": [e.id for e, dup in zip(events, duplicates, strict=True) if dup],
     }
     return web.Response(status=202, body=orjson.dumps(body), content_type="application/json")
+
+
+def _unmatched(gw: Gateway, event: Event) -> None:
+    """An event no subscription takes is stored (replay may want it) but goes nowhere: say so
+    at DEBUG, and count it per type (types past the first UNMATCHED_TYPES share one label, so a
+    producer cannot grow the metric without bound)."""
+    log.debug("event %s from %s (type %s) matched no subscription", event.id, event.source,
+              event.type)
+    label = event.type
+    if label not in gw.unmatched_types:
+        if len(gw.unmatched_types) >= UNMATCHED_TYPES:
+            label = "(other)"
+        else:
+            gw.unmatched_types.add(label)
+    gw.metrics.inc("gateway_events_unmatched_total", type=label)
 
 
 def _common_name(request: web.Request) -> str | None:
@@ -82,6 +102,8 @@ async def post_events(request: web.Request) -> web.Response:
         producer = authenticate(
             config.producers, request.headers, request.query, _common_name(request)
         )
+        if producer is not None:
+            request[SENDER] = f"producer {producer.name}"
         if await gw.store.pending() >= config.dispatch.backlog_high_water:
             raise Backpressure(
                 "the delivery backlog is over its high-water mark; retry later",

@@ -14,6 +14,25 @@ log = logging.getLogger("gateway.ingest")
 
 PROBLEM_JSON = "application/problem+json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Who sent a request, as far as ingest knows it (a producer's or a source's name): for logs.
+SENDER: web.RequestKey[str] = web.RequestKey("sender", str)
+LOGGED_DETAIL = 200  # characters of a refusal's detail that reach the log
+
+
+def _log_refusal(request: web.Request, error: GatewayError) -> None:
+    """One INFO line per refused request (5xx are logged by the handlers, as warnings). The
+    detail names what was wrong, never a credential: errors carry no secrets (errors.py)."""
+    if error.status >= 500:
+        return
+    detail = error.detail[:LOGGED_DETAIL] + ("..." if len(error.detail) > LOGGED_DETAIL else "")
+    log.info(
+        "refused %s %s: %d %s (sender=%s)",
+        request.method,
+        request.path,
+        error.status,
+        detail,
+        request.get(SENDER, "-"),
+    )
 
 
 def problem_response(error: GatewayError) -> web.Response:
@@ -38,6 +57,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except GatewayError as error:
+        _log_refusal(request, error)
         return problem_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:

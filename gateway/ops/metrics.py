@@ -54,6 +54,7 @@ def standard() -> Metrics:
     for name, text in (
         ("gateway_events_accepted_total", "Events stored (202)"),
         ("gateway_events_duplicate_total", "Events answered as duplicates"),
+        ("gateway_events_unmatched_total", "Events stored that matched no subscription, by type"),
         ("gateway_ingest_rejected_total", "Ingest requests refused, by status"),
         ("gateway_delivery_attempts_total", "Delivery attempts, by subscription and result"),
         ("gateway_dead_letters_total", "Deliveries dead-lettered, by subscription and reason"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 
 import orjson
+import pytest
 
 from tests.integration.conftest import FAST_RETRY, Start
 from tests.integration.events import ORDER, binary, order, received_event, structured
@@ -305,3 +307,51 @@ async def test_without_the_option_events_arrive_unchanged(start: Start) -> None:
     assert (await gw.post(**message)).status == 202
     [got] = await gw.subscriber.wait_for("/all", 1)
     assert "ce-producer" not in got.headers
+
+
+# -- what a newcomer and an operator read in the log ------------------------------------------
+
+
+async def test_refusals_are_logged_at_info_with_the_producer_never_a_token(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = await start(ALL, gateway=PRODUCERS)
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    wrong = structured(order())
+    wrong["headers"]["Authorization"] = "Bearer not-a-token"
+    assert (await gw.post(**wrong)).status == 401
+    foreign = structured(order(source="/elsewhere"))
+    foreign["headers"]["Authorization"] = "Bearer new-token"
+    assert (await gw.post(**foreign)).status == 403
+    lines = [r for r in caplog.records if r.getMessage().startswith("refused POST /events")]
+    assert [r.levelno for r in lines] == [logging.INFO, logging.INFO]
+    assert ": 401 " in lines[0].getMessage()
+    assert ": 403 " in lines[1].getMessage()
+    assert lines[1].getMessage().endswith("(sender=producer shop)")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in ("not-a-token", "new-token", "old-token"):
+        assert secret not in logged
+
+
+async def test_an_event_no_subscription_takes_is_logged_and_counted_by_type(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = await start([{"name": "other", "sink": "{sink}/o", "types": ["com.example.other"]}])
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    event = order()
+    assert (await gw.post(**structured(event))).status == 202
+    assert any(
+        r.levelno == logging.DEBUG and "matched no subscription" in r.getMessage()
+        and event.get_id() in r.getMessage()
+        for r in caplog.records
+    )
+    metrics = await (await gw.client.get("/metrics")).text()
+    assert f'gateway_events_unmatched_total{{type="{ORDER}"}} 1.0' in metrics
+
+
+async def test_start_logs_a_summary(start: Start, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway")
+    await start([*ALL, {"name": "two", "sink": "{sink}/2"}])
+    assert "ready: 2 subscriptions (0 paused), 0 pending deliveries" in [
+        r.getMessage() for r in caplog.records
+    ]

@@ -157,7 +157,9 @@ async def test_refusals_log_the_source_and_reason_only(
     resp = await gw.post("/sources/shop", **request)
     assert resp.status == 401
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "source shop refused a request" in logged
+    assert "refused POST /sources/shop: 401" in logged
+    assert "(sender=source shop)" in logged
+    assert all(r.levelno == logging.INFO for r in caplog.records if "refused" in r.getMessage())
     for secret in (SHOP_SECRET, "guess", request["headers"]["X-Shop-Signature"][7:], "o-1"):
         assert secret not in logged
 

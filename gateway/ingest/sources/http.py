@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from gateway.config.model import Source
-from gateway.errors import Backpressure, GatewayError, NotFound, Unauthorized
+from gateway.errors import Backpressure, GatewayError, NotFound
 from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body
+from gateway.ingest.problems import SENDER
 from gateway.ingest.sources import bodies, presets, verify
 from gateway.ingest.sources.mapping import normalize
 from gateway.ingest.sources.templates import Inputs, first_values
@@ -32,14 +33,11 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 async def _post(request: web.Request, source: Source) -> web.Response:
     gw = request.app[GATEWAY]
     config = gw.config
+    request[SENDER] = f"source {source.name}"
     body = await read_body(request, config.server.max_body_bytes)
     headers = first_values(request.headers.items(), lower=True)
     query = first_values(request.query.items(), lower=False)
-    try:
-        verify.check(source.verify, body, headers, query, gw.clock())
-    except Unauthorized as refused:
-        log.warning("source %s refused a request: %s", source.name, refused.detail)
-        raise
+    verify.check(source.verify, body, headers, query, gw.clock())
     parsed = bodies.decode(
         bodies.request_content_type(request.headers.items()), body, source.payload_field
     )

@@ -85,21 +85,20 @@ async def test_the_422_example_is_what_the_gateway_answers(
     assert {key: answer[key] for key in expected} == expected
 
 
-async def test_the_in_house_producer_snippets_publish_to_the_example(tmp_path: Path) -> None:
+async def test_the_in_house_producer_snippets_publish_to_the_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     producer = section("### An in-house producer")
     [python] = blocks(producer, "python")
     [shell] = blocks(producer, "sh")
     port = free_port()
-    env = {**os.environ, **example_env(tmp_path, port)}
-    env.pop("SHOP_WEBHOOK_SECRET", None)  # the example's development secret, as a newcomer has it
+    for name, value in example_env(tmp_path, port).items():
+        monkeypatch.setenv(name, value)
+    # The example's development secret, as a newcomer has it.
+    monkeypatch.delenv("SHOP_WEBHOOK_SECRET", raising=False)
     gateway = Process(EXAMPLE, port, tmp_path / "gateway.log")
-    saved = dict(os.environ)
-    os.environ.update(example_env(tmp_path, port))
-    try:
-        await gateway.start()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    await gateway.start()
+    env = dict(os.environ)
     try:
         env["GATEWAY_URL"] = gateway.url
         ran = await asyncio.to_thread(

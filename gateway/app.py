@@ -18,10 +18,12 @@ from gateway.config.model import Config
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
 from gateway.ingest import http as ingest_http
+from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import problems
 from gateway.ingest.sources import http as sources_http
 from gateway.ops import health
 from gateway.ops.metrics import standard
+from gateway.routing.router import Router
 from gateway.runtime import GATEWAY, Gateway
 from gateway.schemas import SchemaRegistry
 from gateway.store import open_store
@@ -63,7 +65,8 @@ def assemble(
     metrics.gauge(
         "gateway_deliveries_in_flight", "Delivery attempts in flight", lambda: dispatcher.in_flight
     )
-    return Gateway(config, registry, store, dispatcher, sender, metrics, clock)
+    router = Router(config.subscriptions)
+    return Gateway(config, registry, store, dispatcher, sender, metrics, router, clock)
 
 
 async def _summarize(gw: Gateway) -> None:
@@ -81,6 +84,7 @@ async def _summarize(gw: Gateway) -> None:
 def build(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[problems])
     app[GATEWAY] = gw
+    app[INGEST] = Ingest(gw.config, gw.registry, gw.store, gw.router, gw.metrics, gw.clock)
     ingest_http.add_routes(app)
     sources_http.add_routes(app)
     health.add_routes(app)

@@ -15,9 +15,9 @@ from aiohttp import web
 from gateway.errors import Backpressure, GatewayError, PayloadTooLarge
 from gateway.event import Event
 from gateway.ingest import modes
+from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
-from gateway.runtime import GATEWAY, Gateway
 from gateway.store.base import NewEvent
 
 log = logging.getLogger("gateway.ingest")
@@ -45,7 +45,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def accept(
-    gw: Gateway, events: list[Event], *, batch: bool, producer: str | None = None
+    gw: Ingest, events: list[Event], *, batch: bool, producer: str | None = None
 ) -> web.Response:
     """Validate, route and durably store the events of one request; all or nothing."""
     routed: list[NewEvent] = []
@@ -54,13 +54,12 @@ async def accept(
             gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
             raise (error.at(index) if batch else error) from None
-        subscriptions = gw.route(event)
+        subscriptions = gw.router.route(event)
         if not subscriptions:
             _unmatched(gw, event)
         routed.append(NewEvent(event, subscriptions, producer=producer))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
-    gw.dispatcher.wake()
     fresh = sum(1 for d in duplicates if not d)
     gw.metrics.inc("gateway_events_accepted_total", fresh)
     if fresh != len(events):
@@ -72,7 +71,7 @@ async def accept(
     return web.Response(status=202, body=orjson.dumps(body), content_type="application/json")
 
 
-def _unmatched(gw: Gateway, event: Event) -> None:
+def _unmatched(gw: Ingest, event: Event) -> None:
     """An event no subscription takes is stored (replay may want it) but goes nowhere: say so
     at DEBUG, and count it per type (types past the first UNMATCHED_TYPES share one label, so a
     producer cannot grow the metric without bound)."""
@@ -96,7 +95,7 @@ def _common_name(request: web.Request) -> str | None:
 
 
 async def post_events(request: web.Request) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = request.app[INGEST]
     config = gw.config
     try:
         producer = authenticate(

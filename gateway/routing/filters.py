@@ -19,7 +19,6 @@ from gateway.event import Event, canonical
 from gateway.routing.datafilter import DataFilter, DataFilterError
 
 if TYPE_CHECKING:
-    from gateway.config.model import Subscription
     from gateway.routing.cesql import Expression
 
 Parts = tuple[str | int, ...]
@@ -284,7 +283,21 @@ def _error(path: str, parts: Parts, message: str) -> FilterError:
     return FilterError(full, message, parts)
 
 
-def match(sub: Subscription, event: Event) -> bool:
+class Selector(Protocol):
+    """What routing reads of a subscription (CE Subscriptions API 3.2: `types`, `source` and
+    `filters`, all of which must match)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def types(self) -> tuple[str, ...]: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def filters(self) -> tuple[Filter, ...]: ...
+
+
+def match(sub: Selector, event: Event) -> bool:
     """True when the event passes the subscription's `types`, `source` and every filter."""
     attributes = event.attributes
     if sub.types and attributes.get("type") not in sub.types:
@@ -297,7 +310,7 @@ def match(sub: Subscription, event: Event) -> bool:
     return True
 
 
-def explain(sub: Subscription, event: Event) -> tuple[bool, str]:
+def explain(sub: Selector, event: Event) -> tuple[bool, str]:
     """Whether the subscription takes the event, and the first reason it does not."""
     attributes = event.attributes
     kind = attributes.get("type")

@@ -140,8 +140,9 @@ class Store(Protocol):
         """Raise `StoreUnavailable` unless the store answers."""
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
-        """Call `callback` when deliveries may have become due through another process (e.g.
-        another replica appended). Stores used by one process only may ignore it."""
+        """Call `callback` when deliveries may have become due: after an `append` of this store
+        committed new delivery rows, and (shared stores) when another process committed some.
+        This is how ingest and delivery meet: ingest commits, the store tells who listens."""
 
     async def append(
         self, batch: Sequence[NewEvent], now: float, dedupe_window: float

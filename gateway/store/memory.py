@@ -92,6 +92,7 @@ class MemoryStore:
         self._tokens = itertools.count(1)
         self._open = False
         self._identity = secrets.token_hex(8)
+        self._wakeup: Callable[[], None] = lambda: None
 
     @property
     def identity(self) -> str:
@@ -108,7 +109,8 @@ class MemoryStore:
         self._open = False
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
-        """One process owns this store: its own appends wake its dispatcher directly."""
+        """One process owns this store: only its own appends make rows due."""
+        self._wakeup = callback
 
     async def ping(self) -> None:
         self._check()
@@ -161,6 +163,8 @@ class MemoryStore:
         self._dedupe.update(seen)
         self._events.update(events)
         self._rows.update((row.id, row) for row in rows)
+        if rows:
+            self._wakeup()
         return duplicates
 
     async def lease(

@@ -135,7 +135,8 @@ class PostgresStore:
     # -- life cycle ---------------------------------------------------------------------------
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
-        """LISTEN from `open()` on: `callback` runs when another replica made rows due."""
+        """`callback` runs after this replica's appends commit, and (LISTEN from `open()` on)
+        when another replica made rows due."""
         self._wakeup = callback
 
     async def open(self) -> None:
@@ -277,7 +278,10 @@ class PostgresStore:
         if not batch:
             return []
         call = AppendCall(tuple(Stored.of(item) for item in batch), now, dedupe_window)
-        return await self._submit(self._append, call)
+        duplicates = await self._submit(self._append, call)
+        if self._wakeup is not None and not all(duplicates):
+            self._wakeup()  # this replica's dispatcher; the others hear the NOTIFY
+        return duplicates
 
     async def _append(
         self, conn: Connection, calls: Sequence[AppendCall]

@@ -71,6 +71,7 @@ class SqliteStore:
         self._commits = 0
         self._pending = 0
         self._identity = ""
+        self._wakeup: Callable[[], None] = lambda: None
 
     @property
     def identity(self) -> str:
@@ -166,7 +167,8 @@ class SqliteStore:
             raise unavailable(exc) from exc
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
-        """One process owns this store: its own appends wake its dispatcher directly."""
+        """One process owns this store: only its own appends make rows due."""
+        self._wakeup = callback
 
     async def ping(self) -> None:
         self._read("ping")
@@ -214,7 +216,10 @@ class SqliteStore:
     ) -> list[bool]:
         if not batch:
             return []
-        return await self._submit(lambda conn: self._append(conn, batch, now, dedupe_window))
+        duplicates = await self._submit(lambda conn: self._append(conn, batch, now, dedupe_window))
+        if not all(duplicates):
+            self._wakeup()
+        return duplicates
 
     def _append(
         self, conn: sqlite3.Connection, batch: Sequence[NewEvent], now: float, window: float

@@ -441,3 +441,13 @@ async def test_identity_is_random_per_database(store: Store, tmp_path: object) -
         assert store.identity != other.identity
     finally:
         await other.close()
+
+
+async def test_appends_that_make_rows_due_wake_the_listener(store: Store) -> None:
+    woken: list[int] = []
+    store.on_wakeup(lambda: woken.append(1))
+    await store.append([routed("w1", "a")], 100.0, WINDOW)
+    assert woken, "an append that made a row due must wake whoever listens"
+    woken.clear()
+    await store.append([routed("w1", "a")], 101.0, WINDOW)  # a duplicate: nothing new is due
+    assert not woken

@@ -18,12 +18,12 @@ from aiohttp import web
 
 from gateway.config.model import Source
 from gateway.errors import Backpressure, GatewayError, NotFound
+from gateway.ingest.context import INGEST
 from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body
 from gateway.ingest.problems import SENDER
 from gateway.ingest.sources import bodies, presets, verify
 from gateway.ingest.sources.mapping import normalize
 from gateway.ingest.sources.templates import Inputs, first_values
-from gateway.runtime import GATEWAY
 
 log = logging.getLogger("gateway.ingest")
 
@@ -31,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 async def _post(request: web.Request, source: Source) -> web.Response:
-    gw = request.app[GATEWAY]
+    gw = request.app[INGEST]
     config = gw.config
     request[SENDER] = f"source {source.name}"
     body = await read_body(request, config.server.max_body_bytes)
@@ -62,7 +62,7 @@ def _handler(source: Source) -> Handler:
         try:
             return await _post(request, source)
         except GatewayError as error:
-            metrics = request.app[GATEWAY].metrics
+            metrics = request.app[INGEST].metrics
             metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
             raise
 
@@ -75,7 +75,7 @@ async def unknown_source(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """A POST and OPTIONS route per configured source; other `/sources/<name>` are 404."""
-    for source in app[GATEWAY].config.sources:
+    for source in app[INGEST].config.sources:
         app.router.add_post(source.path, _handler(source))
         app.router.add_route("OPTIONS", source.path, options_events)
     app.router.add_post("/sources/{name}", unknown_source)

@@ -2,9 +2,9 @@
 
 One loop owns leasing; each leased row becomes one named attempt task. Bounds: the subscription's
 `max_in_flight` (per sink, and separately for its dead-letter sink) and the gateway-wide
-`dispatch.max_in_flight`. A slow subscriber only fills its own slots, so it never holds back the
-others. Outcomes go back to the store, which commits them in groups; `retry.decide` says what an
-outcome means.
+`dispatch.max_in_flight`, shared fairly (`slots.py`): each subscription is guaranteed its share,
+so a slow subscriber never takes the slots of the others. Outcomes go back to the store, which
+commits them in groups; `retry.decide` says what an outcome means.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import datetime
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
 from gateway.delivery.sender import Sender
+from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
 from gateway.ops.metrics import Metrics
 from gateway.store.base import (
@@ -75,7 +76,10 @@ class Dispatcher:
         self._metrics = metrics or Metrics()
         self._clock = clock
         self._inflight: Counter[tuple[str, Kind]] = Counter()
-        self._total = 0
+        self._slots = Slots(
+            dispatch.max_in_flight, {sub.name: sub.delivery.max_in_flight for sub in subscriptions}
+        )
+        self._turn = 0  # where the next pass over the subscriptions starts
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned: list[Leased] = []
         self._paused: dict[str, str] = {}
@@ -106,7 +110,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return self._total
+        return self._slots.in_flight
 
     @property
     def paused(self) -> frozenset[str]:
@@ -161,38 +165,45 @@ class Dispatcher:
         self._paused_read = now
         self._paused = dict(await self._store.paused())
 
-    def _room(self, sub: Subscription, kind: Kind) -> int:
+    def _room(self, sub: Subscription, kind: Kind, plan: Plan) -> int:
         own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]
-        return min(own, self._dispatch.max_in_flight - self._total)
+        return min(own, plan.room(sub.name))
 
     async def _fill(self) -> int:
-        """Lease what every subscription has room for; return how many rows were leased."""
+        """Lease what every subscription has room for; return how many rows were leased. Each
+        pass starts one subscription further, so slots beyond the shares go round."""
         count = 0
         now = self._clock()
-        for sub in self._subs.values():
+        plan = self._slots.plan(now)
+        subs = list(self._subs.values())
+        self._turn = (self._turn + 1) % max(1, len(subs))
+        for sub in subs[self._turn :] + subs[: self._turn]:
             for kind in (Kind.SINK, Kind.DEAD_LETTER):
                 if kind is Kind.SINK and sub.name in self._paused:
                     continue
-                room = self._room(sub, kind)
+                room = self._room(sub, kind, plan)
                 if room <= 0:
                     continue
                 lease_for = sub.delivery.timeout + LEASE_MARGIN
                 rows = await self._store.lease(sub.name, kind, room, now, lease_for)
+                plan.took(sub.name, len(rows))
                 for row in rows:
                     self._spawn(sub, row)
                 count += len(rows)
         return count
 
     async def _idle_timeout(self, leased: int) -> float:
-        if leased and self._total < self._dispatch.max_in_flight:
+        total, bound = self._slots.in_flight, self._dispatch.max_in_flight
+        if leased and total < bound:
             return 0.0
         poll = self._dispatch.poll_interval
-        if self._total >= self._dispatch.max_in_flight:
+        if total >= bound:
             return poll
+        plan = self._slots.plan(self._clock())
         names = [
             sub.name
             for sub in self._subs.values()
-            if sub.name not in self._paused and self._room(sub, Kind.SINK) > 0
+            if sub.name not in self._paused and self._room(sub, Kind.SINK, plan) > 0
         ]
         due = await self._store.next_due(names) if names else None
         if due is None:
@@ -201,7 +212,7 @@ class Dispatcher:
 
     def _spawn(self, sub: Subscription, row: Leased) -> None:
         self._inflight[(sub.name, row.kind)] += 1
-        self._total += 1
+        self._slots.take(sub.name, self._clock())
         task = asyncio.create_task(self._attempt(sub, row), name=f"deliver:{sub.name}:{row.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -221,7 +232,7 @@ class Dispatcher:
             log.exception("delivery attempt failed unexpectedly", extra={"subscription": sub.name})
         finally:
             self._inflight[(sub.name, row.kind)] -= 1
-            self._total -= 1
+            self._slots.give(sub.name, self._clock())
             self._wake.set()
 
     async def _deliver(self, sub: Subscription, row: Leased) -> Outcome:

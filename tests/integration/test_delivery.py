@@ -170,3 +170,18 @@ async def test_dead_letter_rows_are_delivered_even_while_paused(start: Start) ->
     assert json.loads(dead.body)["deadletterreason"] == "gone"
     rows = await gw.gateway.store.lease("gone2", Kind.DEAD_LETTER, 10, 1e12, 1)
     assert rows == []
+
+
+async def test_slow_subscribers_cannot_take_a_healthy_ones_slots(start: Start) -> None:
+    """Four sinks that hang hold every attempt for the whole timeout; with first come, first
+    served they would fill `dispatch.max_in_flight` and the healthy subscription would wait for
+    their timeouts. Its share is kept for it."""
+    slow = [sub(f"slow{i}", timeout="30s", max_in_flight=16) for i in range(4)]
+    gw = await start([*slow, sub("healthy")], gateway={"dispatch": {"max_in_flight": 32,
+                                                                     "poll_interval": "100ms"}})
+    for i in range(4):
+        gw.subscriber.plan(f"/slow{i}", "hang")
+    for _ in range(40):
+        assert (await gw.post(**structured(order()))).status == 202
+    await gw.subscriber.wait_for("/healthy", 40, timeout=10)
+    assert sum(len(gw.subscriber.at(f"/slow{i}")) for i in range(4)) <= 32

@@ -56,7 +56,8 @@ class Subscription:
     delivery: Delivery = field(default_factory=Delivery)
     headers: tuple[tuple[str, str], ...] = ()
     bearer: str | None = field(default=None, repr=False)
-    signing_secret: str | None = field(default=None, repr=False)  # "whsec_..."
+    # "whsec_..." secrets; one signature per secret, so a subscriber can rotate without downtime
+    signing_secrets: tuple[str, ...] = field(default=(), repr=False)
     file: str = ""  # where it was declared, for messages
     line: int = 0
 

@@ -166,12 +166,7 @@ def read_subscription(
     if "headers" in raw:
         headers.update(read_headers(src, raw["headers"], (*parts, "headers")))
     bearer = _secret(src, raw, parts, "auth", "bearer")
-    secret = _secret(src, raw, parts, "signing", "secret")
-    if secret is not None and not _is_whsec(secret):
-        src.report(
-            (*parts, "signing", "secret"),
-            "must be 'whsec_' followed by the base64 of 24 to 64 random bytes",
-        )
+    secrets = _signing(src, raw.get("signing"), (*parts, "signing"))
     if len(src.problems) > before or name is None or sink is None:
         return None
     return Subscription(
@@ -183,7 +178,7 @@ def read_subscription(
         delivery=merge(defaults, layer),
         headers=tuple(headers.values()),
         bearer=bearer,
-        signing_secret=secret,
+        signing_secrets=secrets,
         file=src.file,
         line=src.located.line(parts),
     )
@@ -222,7 +217,7 @@ def _filters(src: Source, value: Any, parts: Parts) -> tuple[Filter, ...]:
 
 
 def _secret(src: Source, raw: dict[str, Any], parts: Parts, block: str, key: str) -> str | None:
-    """`auth.bearer` / `signing.secret`: the only key of its block, a non-empty string."""
+    """`auth.bearer`: the only key of its block, a non-empty string."""
     if block not in raw:
         return None
     at = (*parts, block)
@@ -234,6 +229,36 @@ def _secret(src: Source, raw: dict[str, Any], parts: Parts, block: str, key: str
         src.report(at, f"missing required key '{key}'")
         return None
     return f.string(src, inner[key], (*at, key))
+
+
+def _signing(src: Source, value: Any, parts: Parts) -> tuple[str, ...]:
+    """`signing: {secret: S}` or, while rotating, `signing: {secrets: [NEW, OLD]}`."""
+    if value is None:
+        return ()
+    inner = f.mapping(src, value, parts)
+    if inner is None:
+        return ()
+    f.check_keys(src, inner, parts, ("secret", "secrets"))
+    if ("secret" in inner) == ("secrets" in inner):
+        src.report(parts, "needs exactly one of 'secret' or 'secrets'")
+        return ()
+    if "secret" in inner:
+        at: Parts = (*parts, "secret")
+        found = f.string(src, inner["secret"], at)
+        listed = [] if found is None else [(found, at)]
+    else:
+        items = f.sequence(src, inner["secrets"], (*parts, "secrets")) or []
+        if not items:
+            src.report((*parts, "secrets"), "must list at least one secret")
+        listed = []
+        for i, item in enumerate(items):
+            found = f.string(src, item, (*parts, "secrets", i))
+            if found is not None:
+                listed.append((found, (*parts, "secrets", i)))
+    for secret, at in listed:
+        if not _is_whsec(secret):
+            src.report(at, "must be 'whsec_' followed by the base64 of 24 to 64 random bytes")
+    return tuple(secret for secret, _ in listed)
 
 
 def _is_whsec(secret: str) -> bool:

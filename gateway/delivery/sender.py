@@ -107,9 +107,12 @@ class Sender:
         timestamp = int(now)
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)
-        if sub.signing_secret:
-            # Standard Webhooks: signed over the exact body bytes sent.
-            headers["webhook-signature"] = signing.sign(sub.signing_secret, msg_id, timestamp, body)
+        if sub.signing_secrets:
+            # Standard Webhooks: signed over the exact body bytes sent; several signatures
+            # (one per secret, space-delimited) let the subscriber rotate its secret.
+            headers["webhook-signature"] = " ".join(
+                signing.sign(secret, msg_id, timestamp, body) for secret in sub.signing_secrets
+            )
         if sub.bearer:
             # CE webhook 3.1: OAuth 2.0 bearer token in the Authorization header.
             headers["Authorization"] = f"Bearer {sub.bearer}"

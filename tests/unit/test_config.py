@@ -120,7 +120,7 @@ def test_contract_example_loads(deploy: Deployer) -> None:
     assert sub.delivery.retry.max_delay == 3600.0
     assert sub.delivery.dead_letter == "https://ops.internal/dead"
     assert sub.headers == (("X-Team", "billing"),)
-    assert (sub.bearer, sub.signing_secret) == ("t0ken-billing", WHSEC)
+    assert (sub.bearer, sub.signing_secrets) == ("t0ken-billing", (WHSEC,))
     assert [f.describe() for f in sub.filters] == [
         'prefix type="com.example.order."',
         'any(exact subject="eu", suffix subject="-eu")',
@@ -246,6 +246,20 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
         (
             "subscriptions:\n  - name: a\n    sink: http://x/\n    auth: {bearer: x, token: y}\n",
             ":4: subscriptions[0].auth.token: unknown key 'token'",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://x/\n    signing:\n"
+            f"      secrets:\n        - {WHSEC}\n        - whsec_short\n",
+            ":7: subscriptions[0].signing.secrets[1]: must be 'whsec_' followed by the base64",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://x/\n    signing:\n"
+            f"      secret: {WHSEC}\n      secrets: [{WHSEC}]\n",
+            ":4: subscriptions[0].signing: needs exactly one of 'secret' or 'secrets'",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://x/\n    signing: {secrets: []}\n",
+            ":4: subscriptions[0].signing.secrets: must list at least one secret",
         ),
         (
             "subscriptions:\n  - name: a\n    sink: http://x/\n    delivery:\n"

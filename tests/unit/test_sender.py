@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from gateway.config.model import Delivery, Mode, Subscription
 from gateway.delivery.retry import Result
@@ -137,7 +139,7 @@ async def test_success_sends_the_event_and_the_webhook_headers(
         "/ok",
         headers=(("X-Team", "billing"),),
         bearer="tok-123",
-        signing_secret=SECRET,
+        signing_secrets=(SECRET,),
     )
     now = time.time()
     result, latency = await sender.send(sub, row(), now)
@@ -173,7 +175,7 @@ async def test_webhook_id_is_stable_across_retries_of_one_row(
     subscriber: tuple[Subscriber, str], sender: Sender
 ) -> None:
     recorder, base = subscriber
-    sub = subscription(base, "/ok", signing_secret=SECRET)
+    sub = subscription(base, "/ok", signing_secrets=(SECRET,))
     await sender.send(sub, row(attempt=1), time.time())
     await sender.send(sub, row(attempt=2), time.time() + 1)
     await sender.send(sub, row(id=18), time.time())
@@ -181,6 +183,22 @@ async def test_webhook_id_is_stable_across_retries_of_one_row(
     assert ids == [f"msg_{IDENTITY}_17", f"msg_{IDENTITY}_17", f"msg_{IDENTITY}_18"]
     for seen in recorder.seen:
         Webhook(SECRET).verify(seen.body, seen.headers)
+
+
+async def test_rotation_signs_once_per_secret_and_either_secret_verifies(
+    subscriber: tuple[Subscriber, str], sender: Sender
+) -> None:
+    recorder, base = subscriber
+    new = "whsec_" + base64.b64encode(b"n" * 32).decode()
+    sub = subscription(base, "/ok", signing_secrets=(new, SECRET))
+    await sender.send(sub, row(), time.time())
+    [seen] = recorder.seen
+    assert len(seen.headers["webhook-signature"].split(" ")) == 2
+    # The reference library: a subscriber holding either secret accepts the request.
+    for secret in (new, SECRET):
+        Webhook(secret).verify(seen.body, seen.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(seen.body, seen.headers)
 
 
 async def test_connections_are_kept_alive(
@@ -289,7 +307,8 @@ async def test_protocol_headers_win_over_subscription_headers(
 
 async def test_structured_mode(subscriber: tuple[Subscriber, str], sender: Sender) -> None:
     recorder, base = subscriber
-    sub = subscription(base, "/ok", delivery=Delivery(mode=Mode.STRUCTURED), signing_secret=SECRET)
+    structured = Delivery(mode=Mode.STRUCTURED)
+    sub = subscription(base, "/ok", delivery=structured, signing_secrets=(SECRET,))
     await sender.send(sub, row(), time.time())
     seen = recorder.seen[0]
     assert seen.headers["Content-Type"] == "application/cloudevents+json; charset=utf-8"

@@ -1,4 +1,5 @@
-"""Checks across files for `gateway check`: do the subscriptions fit the schemas?
+"""Checks across files for `gateway check`: do the subscriptions fit the schemas and the
+egress policy?
 
 - A subscription's `types` entry with no schema is an error under `unknown_types: reject`
   (no such event can ever be accepted) and a warning otherwise.
@@ -6,14 +7,18 @@
   type starts/ends with (prefix/suffix), is a warning: usually a typo or a removed type.
 - A CESQL expression that is legal but probably not what its author meant (operator grouping
   surprises, a function that does not exist) is a warning.
+- A sink or dead-letter sink written as a literal address that `egress` refuses is a warning:
+  every attempt to it would fail (names are checked when they resolve, at delivery).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from gateway.config.model import Config
 from gateway.diagnostics import Problem
+from gateway.egress import literal_address, refusal
 from gateway.routing.filters import sql_warnings, type_tests
 
 _TESTS = {
@@ -52,4 +57,21 @@ def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[
                     problems.append(
                         Problem(sub.file, sub.line, f"{at}.filters[{j}]", message, "warning")
                     )
+    return problems
+
+
+def sinks_against_egress(config: Config) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, sub in enumerate(config.subscriptions):
+        for key, url in (("sink", sub.sink), ("delivery.dead_letter", sub.delivery.dead_letter)):
+            try:
+                host = urlsplit(url).hostname if url else None
+            except ValueError:
+                continue  # reported by the loader
+            address = None if host is None else literal_address(host)
+            why = None if address is None else refusal(address, config.egress)
+            if why is not None:
+                message = f"every delivery would be refused: {why}"
+                path = f"subscriptions[{index}].{key}"
+                problems.append(Problem(sub.file, sub.line, path, message, "warning"))
     return problems

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from gateway import __version__
-from gateway.checks import subscriptions_against_schemas
+from gateway.checks import sinks_against_egress, subscriptions_against_schemas
 from gateway.config.loader import collect
 from gateway.config.model import Config
 from gateway.delivery import render
@@ -46,6 +46,7 @@ def load_all(path: Path) -> tuple[Config | None, SchemaRegistry | None, list[Pro
         registry, schema_problems = SchemaRegistry.load(config.schemas)
         problems = [*problems, *schema_problems]
         problems += subscriptions_against_schemas(config, registry.types())
+        problems += sinks_against_egress(config)
     return config, registry, sorted(problems)
 
 

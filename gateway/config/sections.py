@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import ssl
@@ -13,6 +14,7 @@ from gateway.config.expand import Parts
 from gateway.config.fields import Source
 from gateway.config.files import join
 from gateway.config.model import TLS, Dispatch, Producer, Server
+from gateway.egress import EgressPolicy, Network
 
 SERVER_KEYS = ("host", "port", "max_body_bytes", "shutdown_grace", "tls")
 TLS_KEYS = ("cert", "key", "client_ca")
@@ -23,6 +25,7 @@ CORE_ATTRIBUTES = frozenset(
     ("id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
      "data", "data_base64")
 )  # fmt: skip
+EGRESS_KEYS = ("allow", "deny", "deny_private")
 DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -176,6 +179,29 @@ def _globs(src: Source, raw: dict[str, Any], parts: Parts, key: str) -> tuple[st
     if key not in raw:
         return ()
     return f.strings(src, raw[key], (*parts, key)) or ()
+
+
+def read_egress(src: Source, value: Any) -> EgressPolicy:
+    """`egress: {allow: [CIDR...], deny: [CIDR...], deny_private: false}` (CONTRACT 5)."""
+    parts: Parts = ("egress",)
+    raw = f.section(src, value, parts, EGRESS_KEYS)
+    networks: dict[str, tuple[Network, ...]] = {}
+    for key in ("allow", "deny"):
+        found: list[Network] = []
+        written = f.strings(src, raw[key], (*parts, key)) if key in raw else ()
+        for i, text in enumerate(written or ()):
+            try:
+                found.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                src.report((*parts, key, i), "must be an IP address or CIDR range like 10.0.0.0/8")
+        networks[key] = tuple(found)
+    deny_private = False
+    if "deny_private" in raw:
+        if isinstance(raw["deny_private"], bool):
+            deny_private = raw["deny_private"]
+        else:
+            src.report((*parts, "deny_private"), "must be true or false")
+    return EgressPolicy(networks["allow"], networks["deny"], deny_private)
 
 
 def read_dispatch(src: Source, value: Any) -> Dispatch:

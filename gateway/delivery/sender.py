@@ -18,7 +18,9 @@ from yarl import URL
 from gateway import __version__
 from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
+from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
 from gateway.delivery.render import render
+from gateway.egress import EgressPolicy
 from gateway.store.base import Kind, Leased
 
 DEFAULT_USER_AGENT = f"cloudevents-gateway/{__version__}"
@@ -35,9 +37,16 @@ _OS_ERRORS: tuple[tuple[type[OSError], int, str], ...] = (
 
 
 class Sender:
-    def __init__(self, *, max_connections: int = 256, user_agent: str = DEFAULT_USER_AGENT) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 256,
+        user_agent: str = DEFAULT_USER_AGENT,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self._max_connections = max_connections
         self._user_agent = user_agent
+        self._egress = egress or EgressPolicy()
         self._session: aiohttp.ClientSession | None = None
         self._identity = ""
 
@@ -47,7 +56,11 @@ class Sender:
         if self._session is not None:
             return
         self._identity = identity
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            resolver=GuardedResolver(self._egress),
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             # Responses of one subscriber must not set cookies sent to another.
@@ -75,6 +88,9 @@ class Sender:
         url = sub.delivery.dead_letter if leased.kind is Kind.DEAD_LETTER else sub.sink
         if url is None:
             return retry.Result(None, "no dead_letter sink configured"), 0.0
+        refused = literal_refusal(url, self._egress)
+        if refused is not None:
+            return retry.Result(None, refused), 0.0
         try:
             request = render(sub, leased)
             headers = self._headers(sub, leased, now, request.headers, request.body)
@@ -165,6 +181,8 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
 def describe(exc: BaseException, url: str) -> str:
     """A short description of a failed attempt, without the sink's query or credentials."""
     cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(cause, EgressRefused):
+        return str(cause)
     for kind, code, text in _OS_ERRORS:
         if isinstance(cause, kind) or (isinstance(cause, OSError) and cause.errno == code):
             return text

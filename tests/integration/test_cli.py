@@ -106,3 +106,23 @@ def test_suspicious_cesql_is_a_warning(tmp_path: Path) -> None:
     assert any("NOT binds tighter" in str(m) for m in messages)
     assert any("no function FOO" in str(m) for m in messages)
     assert all(p["path"] == "subscriptions[0].filters[0]" for p in problems)
+
+
+def test_check_warns_about_sinks_the_egress_policy_refuses(tmp_path: Path) -> None:
+    subs = [
+        {"name": "metadata", "sink": "http://169.254.169.254/latest/meta-data"},
+        {"name": "private", "sink": "http://10.0.0.7/hook",
+         "delivery": {"dead_letter": "http://[fe80::1]/dead"}},
+        {"name": "named", "sink": "http://sink.internal/hook"},  # checked when it resolves
+    ]
+    path = write_deployment(tmp_path, subs, gateway={"egress": {"deny": ["10.0.0.0/8"]}})
+    code, problems = findings(path)
+    assert code == 0
+    found = {(p["path"], p["severity"]): str(p["message"]) for p in problems}
+    assert set(found) == {
+        ("subscriptions[0].sink", "warning"),
+        ("subscriptions[1].sink", "warning"),
+        ("subscriptions[1].delivery.dead_letter", "warning"),
+    }
+    assert "169.254.169.254 is link-local" in found[("subscriptions[0].sink", "warning")]
+    assert "egress.deny (10.0.0.0/8)" in found[("subscriptions[1].sink", "warning")]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+from pathlib import Path
 
 from standardwebhooks import Webhook
 
 from gateway.store.base import Kind
 from tests.integration.conftest import FAST_RETRY, Start
 from tests.integration.events import order, received_event, structured
+from tests.integration.subscriber import Subscriber
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -185,3 +189,40 @@ async def test_slow_subscribers_cannot_take_a_healthy_ones_slots(start: Start) -
         assert (await gw.post(**structured(order()))).status == 202
     await gw.subscriber.wait_for("/healthy", 40, timeout=10)
     assert sum(len(gw.subscriber.at(f"/slow{i}")) for i in range(4)) <= 32
+
+
+async def test_egress_refuses_at_connect_time_and_says_why(
+    start: Start, subscriber: tuple[Subscriber, str], tmp_path: Path
+) -> None:
+    """The subscriber listens on 127.0.0.1: refused by address, and by name (`localhost` is
+    resolved and checked at connect time); then `allow`, which wins over `deny`, lets both in."""
+    _, base = subscriber
+    named = base.replace("127.0.0.1", "localhost")
+    subs = [sub("literal"), {**sub("named"), "sink": f"{named}/named"}]
+    deny = ["127.0.0.0/8", "::1/128"]
+    gw = await start(subs, gateway={"egress": {"deny": deny}, "store": "sqlite:///data/deny.db"})
+    assert (await gw.post(**structured(order()))).status == 202
+
+    def errors() -> set[str]:
+        path = tmp_path / "config" / "data" / "deny.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute("SELECT d.subscription, a.error FROM attempts AS a JOIN "
+                                "deliveries AS d ON d.id = a.delivery_id").fetchall()
+        return {f"{name}: {error}" for name, error in rows}
+
+    for _ in range(100):
+        found = errors()
+        if any(e.startswith("literal:") for e in found) and any(
+            e.startswith("named:") for e in found
+        ):
+            break
+        await asyncio.sleep(0.05)
+    assert "literal: egress refused: 127.0.0.1 is in egress.deny (127.0.0.0/8)" in found
+    assert any(e.startswith("named: egress refused: localhost resolves to ") for e in found)
+    assert gw.subscriber.at("/literal") == gw.subscriber.at("/named") == []
+
+    allowed = {"allow": ["127.0.0.1/32", "::1/128"], "deny": deny}
+    gw = await start(subs, gateway={"egress": allowed, "store": "sqlite:///data/allow.db"})
+    assert (await gw.post(**structured(order()))).status == 202
+    await gw.subscriber.wait_for("/literal", 1)
+    await gw.subscriber.wait_for("/named", 1)

@@ -643,3 +643,40 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_egress_policy(deploy: Deployer) -> None:
+    path = deploy(
+        {
+            "config/gateway.yaml": """\
+            egress:
+              allow: [10.1.0.0/16]
+              deny: [10.0.0.0/8, "fd00::/8", 192.0.2.7]
+              deny_private: true
+            """,
+        }
+    )
+    egress = load(path, {}).egress
+    assert [str(n) for n in egress.allow] == ["10.1.0.0/16"]
+    assert [str(n) for n in egress.deny] == ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]
+    assert egress.deny_private is True
+    assert load(deploy({"config/gateway.yaml": ""}), {}).egress.deny_private is False
+
+
+def test_bad_egress_policy(deploy: Deployer) -> None:
+    problems = deploy.problems(
+        {
+            "config/gateway.yaml": """\
+            egress:
+              deny: [10.0.0.0/8, metadata]
+              deny_private: yes please
+              block: []
+            """,
+        }
+    )
+    assert problems == [
+        "config/gateway.yaml:2: egress.deny[1]: must be an IP address or CIDR range like "
+        "10.0.0.0/8",
+        "config/gateway.yaml:3: egress.deny_private: must be true or false",
+        "config/gateway.yaml:4: egress.block: unknown key 'block'",
+    ]

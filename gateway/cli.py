@@ -276,6 +276,16 @@ def _sink_secret(value: str) -> str:
     return value
 
 
+def _sink_status(value: str) -> int:
+    from gateway.devtools.sink import check_status
+
+    try:
+        check_status(code := int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return code
+
+
 def _add_devtools(commands: Any, common: argparse.ArgumentParser) -> None:
     send_p = commands.add_parser("send", parents=[common], help="publish one event")
     send_p.add_argument("--type", required=True, help="the event's type")
@@ -292,7 +302,7 @@ def _add_devtools(commands: Any, common: argparse.ArgumentParser) -> None:
         help="port(s) to listen on, 127.0.0.1 (default: 9001 9002 9003)",
     )
     sink_p.add_argument("--secret", type=_sink_secret, help="whsec_... to verify signatures")
-    sink_p.add_argument("--status", type=int, default=200, help="the answer (default 200)")
+    sink_p.add_argument("--status", type=_sink_status, default=200, help="the answer (default 200)")
     sink_p.set_defaults(run=cmd_sink)
 
 

@@ -51,6 +51,12 @@ def check_secret(secret: str) -> None:
         raise ValueError("a signing secret is whsec_ followed by base64") from exc
 
 
+def check_status(code: int) -> None:
+    """Raise ValueError unless `code` can answer a request (a final status, RFC 9110 15)."""
+    if not 200 <= code <= 599:
+        raise ValueError("the answer must be a status from 200 to 599")
+
+
 def signature(headers: Mapping[str, str], body: bytes, secret: str | None) -> str:
     """`verified`, `INVALID (why)`, `not signed`, or why it could not be checked."""
     if "webhook-signature" not in headers:

@@ -205,6 +205,10 @@ def test_a_bad_secret_or_a_busy_port_fails() -> None:
     bad = run_cli("sink", "--secret", "not-a-secret")
     assert bad.returncode == 2
     assert "whsec_" in bad.stderr
+    for status in ("102", "600", "ok"):
+        bad = run_cli("sink", "--status", status)
+        assert bad.returncode == 2
+        assert "--status" in bad.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -4,7 +4,8 @@ egress policy?
 - A subscription's `types` entry with no schema is an error under `unknown_types: reject`
   (no such event can ever be accepted) and a warning otherwise.
 - A filter testing `type` against a value that no schema declares (exact), or that no schema's
-  type starts/ends with (prefix/suffix), is a warning: usually a typo or a removed type.
+  type starts/ends with (prefix/suffix), is a warning: usually a typo or a removed type. Types
+  an any-format source can produce (its `type` templates) count as declared.
 - A CESQL expression that is legal but probably not what its author meant (operator grouping
   surprises, a function that does not exist) is a warning.
 - A sink or dead-letter sink written as a literal address that `egress` refuses is a warning:
@@ -28,8 +29,39 @@ _TESTS = {
 }
 
 
+def _source_types(config: Config) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What the sources' `type` templates can produce: literal types, and open prefixes (the
+    literal text before a template's first reference, which may continue with anything)."""
+    literal: set[str] = set()
+    open_prefixes: list[str] = []
+    for source in config.sources:
+        for attribute, templates in source.event:
+            if attribute != "type":
+                continue
+            for template in templates:
+                head = ""
+                for part in template.parts:
+                    if not isinstance(part, str):
+                        open_prefixes.append(head)
+                        break
+                    head += part
+                else:
+                    literal.add(head)
+    return frozenset(literal), tuple(open_prefixes)
+
+
+def _produced(dialect: str, value: str, open_prefixes: tuple[str, ...]) -> bool:
+    if dialect == "exact":
+        return any(value.startswith(p) for p in open_prefixes)
+    if dialect == "prefix":
+        return any(value.startswith(p) or p.startswith(value) for p in open_prefixes)
+    return bool(open_prefixes)  # suffix: an open template may end with anything
+
+
 def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[Problem]:
     types = frozenset(known)
+    literal, open_prefixes = _source_types(config)
+    declared = types | literal
     problems: list[Problem] = []
     reject = config.unknown_types == "reject"
     for index, sub in enumerate(config.subscriptions):
@@ -52,8 +84,13 @@ def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[
                     Problem(sub.file, sub.line, f"{at}.filters[{j}]", warning, "warning")
                 )
             for dialect, value in type_tests(f):
-                if not _TESTS[dialect](types, value):
-                    message = f"the filter tests type {dialect} '{value}', which no schema declares"
+                if not _TESTS[dialect](declared, value) and not _produced(
+                    dialect, value, open_prefixes
+                ):
+                    message = (
+                        f"the filter tests type {dialect} '{value}', which no schema declares "
+                        "and no source produces"
+                    )
                     problems.append(
                         Problem(sub.file, sub.line, f"{at}.filters[{j}]", message, "warning")
                     )

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, check, route. Parses arguments and calls into the rest."""
+"""The `gateway` command and its subcommands. Parses arguments and calls into the rest."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.checks import sinks_against_egress, subscriptions_against_schemas
+from gateway.config.files import display
 from gateway.config.loader import collect
 from gateway.config.model import Config
 from gateway.delivery import render
@@ -37,9 +38,19 @@ def _config_path(value: str | None) -> Path:
     return Path(value or os.environ.get("GATEWAY_CONFIG") or "config/gateway.yaml")
 
 
+def _missing(path: Path) -> Problem:
+    return Problem(
+        display(path), 0, "",
+        "file not found; name the config with -c FILE or $GATEWAY_CONFIG "
+        "(default: config/gateway.yaml in the current directory)",
+    )
+
+
 def load_all(path: Path) -> tuple[Config | None, SchemaRegistry | None, list[Problem]]:
     """The config, the schema registry and every problem found in either or between them
     (warnings included: callers decide with `Problem.is_error`)."""
+    if not path.exists():
+        return None, None, [_missing(path)]
     config, problems = collect(path)
     registry = None
     if config is not None:
@@ -229,6 +240,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- send, sink -------------------------------------------------------------------------------
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from gateway.devtools import send
+
+    path = _config_path(args.config)
+    config = None
+    # With --url the config only supplies a token, and only when there is one to read.
+    if args.url is None or args.config or os.environ.get("GATEWAY_CONFIG") or path.exists():
+        config, _, problems = load_all(path)
+        if _fatal(problems) or config is None:
+            return 1
+    options = send.Options(
+        type=args.type, source=args.source, data=args.data, id=args.id, mode=args.mode,
+        token=args.token, url=args.url,
+    )
+    return asyncio.run(send.send(config, options))
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from gateway.devtools import sink
+
+    ports = tuple(dict.fromkeys(args.port)) if args.port else sink.DEFAULT_PORTS
+    return sink.main(sink.Settings(ports=ports, status=args.status, secret=args.secret))
+
+
+def _sink_secret(value: str) -> str:
+    from gateway.devtools.sink import check_secret
+
+    try:
+        check_secret(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _sink_status(value: str) -> int:
+    from gateway.devtools.sink import check_status
+
+    try:
+        check_status(code := int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return code
+
+
+def _add_devtools(commands: Any, common: argparse.ArgumentParser) -> None:
+    send_p = commands.add_parser("send", parents=[common], help="publish one event")
+    send_p.add_argument("--type", required=True, help="the event's type")
+    send_p.add_argument("--source", required=True, help="the event's source")
+    send_p.add_argument("--data", metavar="JSON|@FILE", help="JSON data, or @file holding it")
+    send_p.add_argument("--id", help="the event's id (default: a fresh uuid4)")
+    send_p.add_argument("--mode", choices=("binary", "structured"), default="binary")
+    send_p.add_argument("--token", help="bearer token (default: the config's first producer's)")
+    send_p.add_argument("--url", help="POST here (default: the config's server address/events)")
+    send_p.set_defaults(run=cmd_send)
+    sink_p = commands.add_parser("sink", help="print every request received (development)")
+    sink_p.add_argument(
+        "--port", type=int, nargs="+", action="extend",
+        help="port(s) to listen on, 127.0.0.1 (default: 9001 9002 9003)",
+    )
+    sink_p.add_argument("--secret", type=_sink_secret, help="whsec_... to verify signatures")
+    sink_p.add_argument("--status", type=_sink_status, default=200, help="the answer (default 200)")
+    sink_p.set_defaults(run=cmd_sink)
+
+
 # -- arguments --------------------------------------------------------------------------------
 
 
@@ -265,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
     )
     route_p.add_argument("--json", action="store_true", help="machine-readable output")
     route_p.set_defaults(run=cmd_route)
+    _add_devtools(commands, common)
     return top
 
 

@@ -83,7 +83,9 @@ def test_route_shows_what_a_source_request_becomes() -> None:
     assert report["event"]["id"] == "d-1"
     assert report["event"]["subject"] == "42"
     assert report["event"]["data"]["issue"]["number"] == 42
-    assert {s["name"] for s in report["subscriptions"]} == {"analytics", "billing", "warehouse"}
+    matched = {s["name"]: s["matched"] for s in report["subscriptions"]}
+    # The example's GitHub events go to the CI bot only.
+    assert matched == {"analytics": False, "billing": False, "warehouse": False, "ci-bot": True}
     missing = run_cli("route", "--source", "github", "--body", "examples/github-issues-opened.json")
     assert missing.returncode == 1
     assert "would be refused (422)" in missing.stderr
@@ -126,3 +128,20 @@ def test_check_warns_about_sinks_the_egress_policy_refuses(tmp_path: Path) -> No
     }
     assert "169.254.169.254 is link-local" in found[("subscriptions[0].sink", "warning")]
     assert "egress.deny (10.0.0.0/8)" in found[("subscriptions[1].sink", "warning")]
+
+
+def test_types_a_source_produces_count_as_declared(tmp_path: Path) -> None:
+    path = write_deployment(tmp_path, [
+        {"name": "gh", "sink": "http://127.0.0.1:1/a",
+         "filters": [{"prefix": {"type": "com.github."}}]},
+        {"name": "gh-push", "sink": "http://127.0.0.1:1/b",
+         "filters": [{"exact": {"type": "com.github.push"}}]},
+        {"name": "gl", "sink": "http://127.0.0.1:1/c",
+         "filters": [{"prefix": {"type": "com.gitlab."}}]},
+    ], sources=[{"name": "github", "preset": "github", "verify": {"secret": "s"}}])
+    code, problems = findings(path)
+    assert code == 0
+    assert [(p["path"], p["severity"]) for p in problems] == [
+        ("subscriptions[2].filters[0]", "warning")
+    ]
+    assert "no schema declares and no source produces" in str(problems[0]["message"])

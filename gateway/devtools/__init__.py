@@ -1,0 +1,1 @@
+"""Trying the gateway on one machine: `gateway send` publishes, `gateway sink` receives."""

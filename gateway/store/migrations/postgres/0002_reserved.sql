@@ -1,0 +1,2 @@
+-- Migration 2: reserved (a no-op here; replaced by the migration that takes this number).
+SELECT 1;

@@ -49,6 +49,7 @@ from gateway.store.pgapi import (
     FAILURES,
     Connection,
     Pool,
+    Record,
     close_pool,
     create_pool,
     is_lost,
@@ -196,6 +197,9 @@ class PostgresStore:
             self._listener = listener
             if self._owns_replica:
                 self.given_back = await self._run(self._give_back, pool)
+                if self.given_back:
+                    log.info("replica %r gave back %d leases its previous run left",
+                             self.replica, self.given_back)
             else:
                 taken = self.replica
                 self.replica = f"{taken}~{os.getpid()}-{secrets.token_hex(3)}"
@@ -368,10 +372,33 @@ class PostgresStore:
         if limit <= 0:
             self._require()
             return []
-        token = secrets.randbits(63)
-        args = (subscription, int(kind), now, limit, token, now + lease_for, self.replica)
-        rows = await self._run(lambda conn: conn.fetch(self._q["lease"], *args))
-        return [pgrows.leased(row, subscription, kind, token) for row in rows]
+        pool = self._require()
+        for tries in (1, 2):
+            # A fresh token per try: rows a failed try may have leased are found by its token.
+            token = secrets.randbits(63)
+            args = (subscription, int(kind), now, limit, token, now + lease_for, self.replica)
+            try:
+                rows = await self._once(pool, functools.partial(self._lease, args))
+            except FAILURES as exc:
+                await self._unlease(token, now)
+                if not is_lost(exc) or tries == 2:
+                    raise unavailable(exc) from exc
+                self._resets += 1
+                await pool.expire_connections()
+                continue
+            return [pgrows.leased(row, subscription, kind, token) for row in rows]
+        raise AssertionError("unreachable")
+
+    async def _lease(self, args: tuple[object, ...], conn: Connection) -> list[Record]:
+        return await conn.fetch(self._q["lease"], *args)
+
+    async def _unlease(self, token: int, now: float) -> None:
+        """Give back the rows a failed lease statement may have committed without our hearing
+        of it (the connection died before the answer); otherwise they wait for expiry."""
+        try:
+            await self._run(lambda conn: conn.execute(self._q["unlease"], token, now))
+        except StoreUnavailable:
+            log.info("rows of a failed lease wait for its expiry")
 
     # -- writes (group commit) ----------------------------------------------------------------
 

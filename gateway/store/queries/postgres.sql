@@ -112,6 +112,12 @@ SELECT m.id, m.attempts, m.dl_reason, m.dl_status, m.dl_attempts, m.dl_sink,
 FROM marked AS m JOIN events AS e ON e.seq = m.event_seq
 ORDER BY m.was_due, m.id;
 
+-- name: unlease
+-- The rows of a lease ($1 its token) whose answer never arrived: untried, due again now ($2).
+UPDATE deliveries
+SET lease = NULL, replica = NULL, attempts = attempts - 1, due_at = $2, updated_at = $2
+WHERE lease = $1 AND state = 0;
+
 -- name: next_due
 -- One index probe per (subscription, kind).
 SELECT min(due.at)

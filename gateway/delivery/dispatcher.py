@@ -4,7 +4,10 @@ One loop owns leasing; each leased row becomes one named attempt task. Bounds: t
 `max_in_flight` (per sink, and separately for its dead-letter sink) and the gateway-wide
 `dispatch.max_in_flight`, shared fairly (`slots.py`): each subscription is guaranteed its share,
 so a slow subscriber never takes the slots of the others. Outcomes go back to the store, which
-commits them in groups; `retry.decide` says what an outcome means.
+commits them in groups; `retry.decide` says what an outcome means. An outcome the store cannot
+take right now (a database blip) is kept and recorded again with backoff until its lease ends,
+holding its slot meanwhile: delivered rows are not sent again just because the database
+restarted.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gateway.delivery import retry
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
+from gateway.ops.logs import Throttled
 from gateway.ops.metrics import Metrics
 from gateway.store.base import (
     Ack,
@@ -41,6 +45,8 @@ log = logging.getLogger("gateway.delivery")
 LEASE_MARGIN = 30.0
 # Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
 MIN_IDLE = 0.005
+# Delays between tries to record an outcome the store refused; the last one repeats.
+RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def expired(leased: Leased, now: float) -> bool:
@@ -88,6 +94,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._unrecorded = Throttled(log)
+        self._unavailable = Throttled(log)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -148,7 +156,7 @@ class Dispatcher:
                 leased = await self._fill()
                 timeout = await self._idle_timeout(leased)
             except StoreUnavailable as exc:
-                log.warning("store unavailable while leasing: %s", exc.detail)
+                self._unavailable.warning("store unavailable while leasing: %s", exc.detail)
                 timeout = self._dispatch.poll_interval
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
@@ -188,7 +196,7 @@ class Dispatcher:
                 rows = await self._store.lease(sub.name, kind, room, now, lease_for)
                 plan.took(sub.name, len(rows))
                 for row in rows:
-                    self._spawn(sub, row)
+                    self._spawn(sub, row, now + lease_for)
                 count += len(rows)
         return count
 
@@ -210,30 +218,53 @@ class Dispatcher:
             return poll
         return min(max(due - self._clock(), MIN_IDLE), poll)
 
-    def _spawn(self, sub: Subscription, row: Leased) -> None:
+    def _spawn(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
         self._inflight[(sub.name, row.kind)] += 1
         self._slots.take(sub.name, self._clock())
-        task = asyncio.create_task(self._attempt(sub, row), name=f"deliver:{sub.name}:{row.id}")
+        task = asyncio.create_task(
+            self._attempt(sub, row, lease_ends), name=f"deliver:{sub.name}:{row.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # -- one attempt ----------------------------------------------------------------------
 
-    async def _attempt(self, sub: Subscription, row: Leased) -> None:
+    async def _attempt(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
         try:
             outcome = await self._deliver(sub, row)
-            await self._store.finish([outcome], self._clock())
+            await self._record(outcome, lease_ends)
         except asyncio.CancelledError:
             self._abandoned.append(row)
             raise
-        except StoreUnavailable as exc:
-            log.warning("outcome not recorded (%s); the lease will expire", exc.detail)
         except Exception:
             log.exception("delivery attempt failed unexpectedly", extra={"subscription": sub.name})
         finally:
             self._inflight[(sub.name, row.kind)] -= 1
             self._slots.give(sub.name, self._clock())
             self._wake.set()
+
+    async def _record(self, outcome: Outcome, lease_ends: float) -> None:
+        """Record the outcome; while the store refuses, try again with backoff until the lease
+        ends (past it another holder may have the row, and the fenced write would change
+        nothing)."""
+        tries = 0
+        while True:
+            try:
+                await self._store.finish([outcome], self._clock())
+                return
+            except StoreUnavailable as exc:
+                delay = RECORD_DELAYS[min(tries, len(RECORD_DELAYS) - 1)]
+                if self._clock() + delay >= lease_ends:
+                    self._unrecorded.warning(
+                        "outcome not recorded (%s); the row is delivered again", exc.detail
+                    )
+                    return
+                if tries == 0:
+                    self._unrecorded.warning(
+                        "outcome not recorded yet (%s); trying again", exc.detail
+                    )
+            tries += 1
+            await asyncio.sleep(delay)
 
     async def _deliver(self, sub: Subscription, row: Leased) -> Outcome:
         now = self._clock()
@@ -260,7 +291,10 @@ class Dispatcher:
             return Dead(row, attempt, row.dead_letter or DeadLetterInfo(
                 decision.reason, result.status, row.attempt, sub.sink))
         if decision.reason == "gone":
-            await self._store.pause(sub.name, sub.sink, "410 Gone", done)
+            try:
+                await self._store.pause(sub.name, sub.sink, "410 Gone", done)
+            except StoreUnavailable as exc:  # paused here still; the outcome is recorded below
+                log.warning("pause not stored (%s)", exc.detail, extra={"subscription": sub.name})
             self._paused[sub.name] = sub.sink
             log.warning("subscription paused: its sink answered 410 Gone",
                         extra={"subscription": sub.name})

@@ -18,12 +18,22 @@ from gateway.ingest import modes
 from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
+from gateway.ops.logs import Throttled
 from gateway.store.base import NewEvent
 
 log = logging.getLogger("gateway.ingest")
 
 RETRY_AFTER_BACKLOG = "5"
 UNMATCHED_TYPES = 100  # distinct `type` labels of gateway_events_unmatched_total
+
+# Refusals caused by the store (503) come in floods during an outage: one line per interval.
+refusals = Throttled(log)
+
+
+def refused(status: int, detail: str) -> None:
+    """Log an ingest refusal that is the gateway's fault, not the producer's."""
+    if status >= 500:
+        refusals.warning("ingest refused with %d: %s", status, detail)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -121,8 +131,7 @@ async def post_events(request: web.Request) -> web.Response:
         return await accept(gw, events, batch=batch, producer=name)
     except GatewayError as error:
         gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
-        if error.status >= 500:
-            log.warning("ingest refused with %d: %s", error.status, error.detail)
+        refused(error.status, error.detail)
         raise
 
 

@@ -1,4 +1,9 @@
-"""Liveness, readiness and metrics endpoints."""
+"""Liveness, readiness and metrics endpoints.
+
+`/readyz` is 503 while starting or stopping, and while the store's write path is not ready
+(`Store.ready`: recent writes failed, a commit is stuck, or writes are blocked), answered within
+the store's short readiness deadline.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
             {"status": "not ready", "reason": "starting or stopping"}, status=503
         )
     try:
-        await gw.store.ping()
+        await gw.store.ready()
     except StoreUnavailable as exc:
         return web.json_response({"status": "not ready", "reason": exc.detail}, status=503)
     return web.json_response({"status": "ready"})

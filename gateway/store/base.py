@@ -131,13 +131,19 @@ class Store(Protocol):
         Delivery row ids repeat across databases; webhook-ids combine the two."""
 
     async def open(self) -> None:
-        """Apply schema migrations; a store owned by one process (SQLite) also gives back the
-        leases its previous run left. Shared stores (PostgreSQL) let leases expire instead."""
+        """Apply schema migrations and give back the leases this process's previous run left:
+        all of them on a store owned by one process (SQLite); on a shared store (PostgreSQL),
+        those recorded under this replica's identity (other replicas' leases expire)."""
 
     async def close(self) -> None: ...
 
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""
+
+    async def ready(self) -> None:
+        """Raise `StoreUnavailable` unless writes would go through now, answering within a
+        short deadline: recent writes failed, a commit is stuck, or the write path is blocked
+        (readiness, `/readyz`)."""
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
         """Call `callback` when deliveries may have become due: after an `append` of this store

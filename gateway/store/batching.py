@@ -3,7 +3,9 @@
 Callers queue a unit (work plus a future) and wait. One named task takes everything queued at
 once and hands it to `_process`, which runs the batch in one transaction and settles every
 future; while it works, new units queue up for the next batch. `stop` takes no more work, lets
-what is queued run, then ends the task.
+what is queued run, then ends the task. With a `limit`, a unit that would make the queue longer
+is refused at once (429 with Retry-After, like a backlog over its high-water mark): memory stays
+bounded while the database is slow. `health` follows the batches for readiness.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Generic, Protocol, TypeVar
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import Backpressure, StoreUnavailable
+from gateway.store.health import WriteHealth
+
+RETRY_AFTER_FULL = "1"
 
 
 class Queued(Protocol):
@@ -25,8 +30,10 @@ U = TypeVar("U", bound=Queued)
 class Batcher(Generic[U]):
     """`commits` counts the transactions the subclass committed."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, limit: int | None = None) -> None:
         self.commits = 0
+        self.health = WriteHealth()
+        self._limit = limit
         self._name = name
         self._queue: list[U] = []
         self._wakeup = asyncio.Event()
@@ -47,6 +54,11 @@ class Batcher(Generic[U]):
     def _enqueue(self, unit: U) -> None:
         if self._stopping or self._task is None:
             raise StoreUnavailable("store unavailable: the store is closed")
+        if self._limit is not None and len(self._queue) >= self._limit:
+            raise Backpressure(
+                f"the store's commit queue is full ({self._limit} requests wait); retry later",
+                headers={"Retry-After": RETRY_AFTER_FULL},
+            )
         self._queue.append(unit)
         self._wakeup.set()
 
@@ -60,7 +72,11 @@ class Batcher(Generic[U]):
                 continue
             units, self._queue = self._queue, []
             # A caller that gave up waiting has nothing left to receive.
-            await self._process([unit for unit in units if not unit.future.done()])
+            self.health.started()
+            try:
+                await self._process([unit for unit in units if not unit.future.done()])
+            finally:
+                self.health.ended()
 
     async def _process(self, units: list[U]) -> None:
         """Run one batch and settle every unit's future, whatever happens."""

@@ -9,7 +9,10 @@ next group.
 Failure isolation: when the merged statements fail, the transaction is rolled back and the
 group runs again with every unit inside its own savepoint, so a failing unit fails alone and
 its caller gets the error. When the connection was lost before COMMIT was sent, nothing was
-committed and the whole group is tried once more on a fresh connection.
+committed and the whole group is tried once more on a fresh connection. A timeout is not a lost
+connection: the group fails at once (503) and the pool is left alone. Once COMMIT succeeded the
+group is never run again: a failure giving the connection back to the pool drops only that
+connection (the pool closes it) and the callers get their results.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gateway.store.batching import Batcher
-from gateway.store.pgapi import FAILURES, Connection, Pool, is_lost, unavailable
+from gateway.store.pgapi import FAILURES, Connection, Pool, is_lost, is_timeout, unavailable
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -33,6 +36,9 @@ class Done(Generic[R]):
     value: R
     delta: int = 0  # change of the number of pending delivery rows
 
+
+# Called with the connection right after COMMIT, before it goes back to the pool (tests).
+AfterCommit = Callable[[Connection], Awaitable[None]]
 
 # Applies the payloads of several units in order, in the open transaction; one Done per payload.
 Apply = Callable[[Connection, Sequence[P]], Awaitable[list[Done[R]]]]
@@ -64,7 +70,8 @@ class _Fallback(Exception):
 
 
 class GroupCommit(Batcher[_Unit]):
-    """The one task that writes appends and outcomes. `commits` counts its transactions."""
+    """One task that writes groups of units. `commits` counts its transactions, `resets` the
+    times it marked every pooled connection for replacement."""
 
     def __init__(
         self,
@@ -72,23 +79,32 @@ class GroupCommit(Batcher[_Unit]):
         *,
         timeout: float,
         on_commit: Callable[[int], None],
+        name: str = "store-group-commit",
+        limit: int | None = None,
     ) -> None:
-        super().__init__("store-group-commit")
+        super().__init__(name, limit=limit)
         self._pool = pool
         self._timeout = timeout
         self._on_commit = on_commit
+        self.resets = 0
+        self.after_commit: AfterCommit | None = None
 
-    async def submit(self, apply: Apply[P, R], payload: P) -> R:
+    async def submit(self, apply: Apply[P, R], payload: P, *, deadline: float) -> R:
+        """Queue a unit and wait for its group's commit, at most `deadline` seconds (then
+        `TimeoutError`; the unit is dropped unless its group already runs)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Unit(apply, payload, future))
-        return await future
+        self._enqueue(_Unit(apply, payload, future))  # queued now, in the caller's order
+        return await asyncio.wait_for(future, deadline)
 
     async def _process(self, units: list[_Unit]) -> None:
         try:
             results = await self._run(units)
         except FAILURES as exc:
-            results = [_Result(None, unavailable(exc))] * len(units)
+            error = unavailable(exc)
+            self.health.failed(error.detail)
+            results = [_Result(None, error)] * len(units)
         except Exception as exc:  # StoreUnavailable, or a bug: never strand the callers
+            self.health.failed(str(exc))
             results = [_Result(None, exc)] * len(units)
         _settle(units, results)
 
@@ -99,6 +115,7 @@ class GroupCommit(Batcher[_Unit]):
             return await self._group(units)
         except _Lost:
             pass  # nothing was committed: once more, on a fresh connection
+        self.resets += 1
         await self._pool.expire_connections()
         try:
             return await self._group(units)
@@ -107,12 +124,17 @@ class GroupCommit(Batcher[_Unit]):
             raise unavailable(cause) from cause
 
     async def _group(self, units: list[_Unit]) -> list[_Result]:
+        results: list[_Result] | None = None
         try:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 results = await self._transaction(conn, units, merged=True)
                 if results is None:  # a merged statement failed: isolate the failing unit(s)
                     results = await self._transaction(conn, units, merged=False)
+                if self.after_commit is not None:
+                    await self.after_commit(conn)
         except FAILURES as exc:  # could not get a connection, or could not give it back
+            if results is not None:
+                return results  # committed: the pool has dropped the connection it could not reset
             if is_lost(exc):
                 raise _Lost() from exc
             raise
@@ -144,6 +166,7 @@ class GroupCommit(Batcher[_Unit]):
             # The outcome of a COMMIT cut short is unknown: it is never repeated.
             raise unavailable(exc) from exc
         self.commits += 1
+        self.health.succeeded()
         self._on_commit(sum(r.done.delta for r in results if r.done is not None))
         return results
 
@@ -178,7 +201,7 @@ class GroupCommit(Batcher[_Unit]):
 
 def _unit_failure(exc: BaseException) -> bool:
     """A failure that belongs to the statement or its data, not to the connection or time."""
-    return not is_lost(exc) and not isinstance(exc, TimeoutError)
+    return not is_lost(exc) and not is_timeout(exc)
 
 
 def _settle(units: Sequence[_Unit], results: Sequence[_Result]) -> None:

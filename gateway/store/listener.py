@@ -1,5 +1,7 @@
 """Wakeups across replicas: one connection LISTENs; every commit that makes rows due NOTIFYs.
 
+The same session holds the replica's identity lock (`on_connect` runs on every new session).
+
 A replica's dispatcher sleeps until its own ingest wakes it or its poll interval ends; the
 notification (sent inside the committing transaction, so it arrives only after the rows are
 visible) wakes the other replicas at once. Polling stays the fallback: a notification missed
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import StoreUnavailable
 from gateway.store.pgapi import FAILURES, Connection, connect, unavailable
@@ -36,12 +38,14 @@ class Listener:
         *,
         ping: str,
         seconds: float,
+        on_connect: Callable[[Connection], Awaitable[None]] | None = None,
     ) -> None:
         self._dsn = dsn
         self._schema = schema
         self._callback = callback
         self._ping = ping
         self._seconds = seconds
+        self._on_connect = on_connect
         self._conn: Connection | None = None
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
@@ -68,6 +72,8 @@ class Listener:
         lost = asyncio.Event()  # one per connection: a closing old one cannot flag the new one
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
+            if self._on_connect is not None:  # e.g. session locks that live as long as it
+                await self._on_connect(conn)
             await conn.add_listener(CHANNEL, self._notified)
         except FAILURES as exc:
             await _close_quietly(conn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from gateway.store.base import (
     stored_event,
 )
 
+REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
@@ -62,6 +64,7 @@ class _Row:
     attempts: int = 0
     lease: int | None = None
     ordering_key: str | None = None
+    replica: str | None = None  # who holds the lease (migration 3 of the SQL stores)
     last_status: int | None = None
     last_error: str | None = None
     dead: DeadLetterInfo | None = None
@@ -102,7 +105,9 @@ class MemoryStore:
         now = time.time()
         for row in list(self._rows.values()):
             if row.state is State.PENDING and row.lease is not None:
-                self._put(row, lease=None, due_at=min(row.due_at, now), updated_at=now)
+                self._put(
+                    row, lease=None, replica=None, due_at=min(row.due_at, now), updated_at=now
+                )
         self._open = True
 
     async def close(self) -> None:
@@ -114,6 +119,9 @@ class MemoryStore:
 
     async def ping(self) -> None:
         self._check()
+
+    async def ready(self) -> None:
+        await self.ping()
 
     def _check(self) -> None:
         if not self._open:
@@ -184,7 +192,12 @@ class MemoryStore:
         for _, ident in due:
             row = self._rows[ident]
             row = self._put(
-                row, attempts=row.attempts + 1, lease=token, due_at=now + lease_for, updated_at=now
+                row,
+                attempts=row.attempts + 1,
+                lease=token,
+                replica=REPLICA,
+                due_at=now + lease_for,
+                updated_at=now,
             )
             stored = self._events[row.event_seq]
             leased.append(

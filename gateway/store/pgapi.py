@@ -83,6 +83,14 @@ LOST: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     OSError,
 )
+# The database is there but did not answer in time: a statement or lock timeout, a pool with no
+# free connection. Not lost (TimeoutError is an OSError since Python 3.11): never retried, and
+# the pool is left alone, or a slow database would get a storm of reconnects on top.
+TIMEOUTS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+)
 # Everything the driver, the socket or a timeout can raise.
 FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
@@ -92,9 +100,14 @@ FAILURES: tuple[type[BaseException], ...] = (
 
 
 def is_lost(exc: BaseException) -> bool:
-    """Whether `exc` says the connection is gone (not that a statement or its data was bad)."""
+    """Whether `exc` says the connection is gone (not that a statement or its data was bad, nor
+    that the database was slow)."""
     bad_input = (asyncpg.DataError, asyncpg.ClientConfigurationError)
-    return isinstance(exc, LOST) and not isinstance(exc, bad_input)
+    return isinstance(exc, LOST) and not isinstance(exc, (*bad_input, *TIMEOUTS))
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TIMEOUTS)
 
 
 def unavailable(exc: BaseException) -> StoreUnavailable:

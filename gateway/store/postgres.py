@@ -1,19 +1,25 @@
 """The PostgreSQL store: several gateway replicas share one database (scale-out).
 
-`postgresql://user:password@host:5432/db?pool_min=1&pool_max=10&timeout=10`. The gateway's own
-options (`pool_min`, `pool_max`: the connection pool of each replica; `timeout`: seconds for
-connecting and for every statement) are taken off the URL; everything else (`sslmode`,
+`postgresql://user:password@host:5432/db?pool_min=1&pool_max=10&timeout=10&replica=gw-0`. The
+gateway's own options are taken off the URL: `pool_min`, `pool_max` (the connection pool of each
+replica), `timeout` (seconds for connecting, for every statement, and the longest a caller waits
+for a commit), `max_waiting` (requests waiting for the group commit before ingest answers 429)
+and `replica` (this replica's identity, default the host name). Everything else (`sslmode`,
 `application_name`, `search_path`, ...) goes to the driver. Tables live in the first schema of
 the search_path and are created by the forward migrations in `migrations/postgres/`.
 
 How replicas share the work:
-- appends and outcomes go through one group-commit task per replica (`GroupCommit`): concurrent
-  calls share one transaction and one statement per kind of work;
+- appends go through one group-commit task per replica (`GroupCommit`), outcomes and other
+  writes through a second one: concurrent calls share one transaction and one statement per
+  kind of work, and a lock on `events` does not hold back the outcomes of deliveries;
 - dedupe by (source, id) is the `dedupe` table's primary key, claimed inside the append
   transaction, so it holds across replicas;
 - leases take rows `FOR UPDATE SKIP LOCKED`, so two replicas never lease one row twice; a lease
   pushes `due_at` to its expiry, so the rows of a replica that died are taken over when their
-  leases expire (leases are NOT given back at open: another live replica may hold them);
+  leases expire. Each lease records the replica's identity: a replica that restarts gives back
+  the leases its previous run left (at once, not at expiry). It holds a session advisory lock on
+  its identity meanwhile; when another live gateway holds that identity, this one runs under a
+  unique identity instead and gives nothing back;
 - a commit that makes rows due NOTIFYs the other replicas (`Listener`); polling stays the
   fallback.
 Every driver error is raised as `StoreUnavailable`; the URL never appears in an error or a log.
@@ -21,13 +27,16 @@ Every driver error is raised as `StoreUnavailable`; the URL never appears in an 
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.errors import StoreUnavailable
 from gateway.store import pgrows
@@ -39,64 +48,28 @@ from gateway.store.pgapi import (
     FAILURES,
     Connection,
     Pool,
+    Record,
     close_pool,
     create_pool,
     is_lost,
     unavailable,
 )
 from gateway.store.pgrows import AppendCall, FinishCall, Stored
+from gateway.store.pgurl import PoolSettings, parse_url
 from gateway.store.queries import load_queries
 
+__all__ = ["PoolSettings", "PostgresStore", "parse_url"]
+
 T = TypeVar("T")
+
+log = logging.getLogger("gateway.store")
 
 PENDING_TTL = 1.0  # seconds a counted backlog is trusted (plus this replica's own changes)
 PURGE_CHUNK = 500  # events (or dedupe keys) per purge transaction
 PURGE_LOCK = 0x70757267  # first key of the purge's advisory lock ("purg")
+REPLICA_LOCK = 0x7265706C  # first key of the replica identity's advisory lock ("repl")
+READY_DEADLINE = 2.0  # seconds /readyz waits for the write path (at most `timeout`)
 CLOSE_GRACE = 5.0
-# Session settings unless the URL names them: how operators find the gateway in pg_stat_activity.
-DRIVER_DEFAULTS = (("application_name", "gateway"),)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSettings:
-    pool_min: int = 1
-    pool_max: int = 10
-    timeout: float = 10.0
-
-
-def parse_url(url: str) -> tuple[str, PoolSettings]:
-    """Take the gateway's options off a `postgresql://` URL: the driver's URL and the settings.
-
-    Errors never repeat the URL (it may hold a password).
-    """
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {key: value for key, value in query if key in ("pool_min", "pool_max", "timeout")}
-    rest = [(key, value) for key, value in query if key not in ours]
-    defaults = PoolSettings()
-    try:
-        settings = PoolSettings(
-            pool_min=int(ours.get("pool_min", defaults.pool_min)),
-            pool_max=int(ours.get("pool_max", defaults.pool_max)),
-            timeout=float(ours.get("timeout", defaults.timeout)),
-        )
-    except ValueError:
-        raise StoreUnavailable(
-            "store unavailable: pool_min and pool_max must be whole numbers, timeout seconds"
-        ) from None
-    if not 0 <= settings.pool_min <= settings.pool_max or settings.pool_max < 1:
-        raise StoreUnavailable(
-            "store unavailable: need 0 <= pool_min <= pool_max and pool_max >= 1"
-        )
-    if not settings.timeout > 0:
-        raise StoreUnavailable("store unavailable: timeout must be more than 0 seconds")
-    given = {key for key, _ in rest}
-    for key, value in DRIVER_DEFAULTS:
-        if key not in given:
-            rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), settings
-
-
 class PostgresStore:
     """`Store` on a PostgreSQL database shared by every replica."""
 
@@ -112,12 +85,17 @@ class PostgresStore:
         self._plan = tuple(migrations) if migrations is not None else load_migrations("postgres")
         self._q = load_queries("postgres.sql")
         self._pool: Pool | None = None
-        self._group: GroupCommit | None = None
+        self._group: GroupCommit | None = None  # appends
+        self._outcomes: GroupCommit | None = None  # outcomes, pauses, redeliveries
         self._listener: Listener | None = None
         self._wakeup: Callable[[], None] | None = None
         self._schema = ""
         self._identity = ""
         self._commits = 0
+        self._resets = 0
+        self.replica = self.settings.replica or socket.gethostname()
+        self._owns_replica = False
+        self.given_back = 0  # leases of this replica's previous run given back at open
         self._counted = 0  # the backlog as last counted
         self._delta = 0  # this replica's changes since
         self._counted_at = float("-inf")
@@ -129,8 +107,21 @@ class PostgresStore:
 
     @property
     def commits(self) -> int:
-        """Transactions committed by the group commit(s) of this store."""
-        return self._commits + (self._group.commits if self._group else 0)
+        """Transactions committed by the group commits of this store."""
+        return self._commits + sum(group.commits for group in self._groups())
+
+    @property
+    def pool_resets(self) -> int:
+        """How often every pooled connection was marked for replacement (a lost connection)."""
+        return self._resets + sum(group.resets for group in self._groups())
+
+    def _groups(self) -> list[GroupCommit]:
+        return [group for group in (self._group, self._outcomes) if group is not None]
+
+    def after_commit(self, hook: Callable[[Connection], Awaitable[None]] | None) -> None:
+        """Run `hook` on the appends' connection right after each COMMIT (fault tests)."""
+        if self._group is not None:
+            self._group.after_commit = hook
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -140,7 +131,8 @@ class PostgresStore:
         self._wakeup = callback
 
     async def open(self) -> None:
-        """Connect, apply the migrations this database lacks; leases are left to expire."""
+        """Connect, apply the migrations this database lacks, claim this replica's identity and
+        give back the leases its previous run left; other replicas' leases are left to expire."""
         if self._pool is not None:
             return
         s = self.settings
@@ -149,19 +141,55 @@ class PostgresStore:
         )
         try:
             self._schema, self._identity = await self._run(self._migrate, pool)
-            if self._wakeup is not None:
-                listener = Listener(
-                    self._dsn, self._schema, self._wakeup, ping=self._q["ping"], seconds=s.timeout
+            listener = Listener(
+                self._dsn,
+                self._schema,
+                self._wakeup or _nothing,
+                ping=self._q["ping"],
+                seconds=s.timeout,
+                on_connect=self._claim_replica,
+            )
+            await listener.start()
+            self._listener = listener
+            if self._owns_replica:
+                self.given_back = await self._run(self._give_back, pool)
+                if self.given_back:
+                    log.info("replica %r gave back %d leases its previous run left",
+                             self.replica, self.given_back)
+            else:
+                taken = self.replica
+                self.replica = f"{taken}~{os.getpid()}-{secrets.token_hex(3)}"
+                log.warning(
+                    "replica identity %r is held by another running gateway: this one runs as "
+                    "%r and its leases are taken over only when they expire; give each replica "
+                    "its own replica= in the store URL", taken, self.replica,
                 )
-                await listener.start()
-                self._listener = listener
         except BaseException:
+            if self._listener is not None:
+                await self._listener.stop()
+                self._listener = None
             await close_pool(pool, CLOSE_GRACE)
             raise
         self._pool = pool
         self._counted_at = float("-inf")
-        self._group = GroupCommit(pool, timeout=s.timeout, on_commit=self._committed)
+        self._group = GroupCommit(
+            pool, timeout=s.timeout, on_commit=self._committed, limit=s.max_waiting
+        )
+        self._outcomes = GroupCommit(
+            pool, timeout=s.timeout, on_commit=self._committed, name="store-outcomes"
+        )
         self._group.start()
+        self._outcomes.start()
+
+    async def _claim_replica(self, conn: Connection) -> None:
+        """On the listening session: hold this replica's identity while the process lives."""
+        owned = bool(await conn.fetchval(self._q["replica_lock"], REPLICA_LOCK, self.replica))
+        if self._owns_replica and not owned:
+            log.warning("replica identity %r was taken while reconnecting", self.replica)
+        self._owns_replica = owned
+
+    async def _give_back(self, conn: Connection) -> int:
+        return _changed(await conn.execute(self._q["give_back_leases"], self.replica, time.time()))
 
     async def _migrate(self, conn: Connection) -> tuple[str, str]:
         await migrate_postgres(conn, self._plan, time.time())
@@ -170,10 +198,11 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Stop taking writes, commit what is queued, then close the connections."""
-        if self._group is not None:
-            group, self._group = self._group, None
+        groups, self._group, self._outcomes = self._groups(), None, None
+        for group in groups:
             await group.stop()
             self._commits += group.commits
+            self._resets += group.resets
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -196,6 +225,7 @@ class PostgresStore:
         except FAILURES as exc:
             if not is_lost(exc):
                 raise unavailable(exc) from exc
+        self._resets += 1
         await pool.expire_connections()
         try:
             return await self._once(pool, work)
@@ -206,10 +236,21 @@ class PostgresStore:
         async with pool.acquire(timeout=self.settings.timeout) as conn:
             return await work(conn)
 
-    async def _submit(self, apply: Apply[Any, T], payload: object) -> T:
-        if self._group is None:
+    async def _submit(
+        self, apply: Apply[Any, T], payload: object, *, outcome: bool = True
+    ) -> T:
+        """Queue a unit and wait for its commit, at most `timeout` seconds (then 503; the unit
+        may still commit: the README says so)."""
+        group = self._outcomes if outcome else self._group
+        if group is None:
             raise StoreUnavailable("store unavailable: the store is closed")
-        return await self._group.submit(apply, payload)
+        seconds = self.settings.timeout
+        try:
+            return await group.submit(apply, payload, deadline=seconds)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"store unavailable: PostgreSQL did not commit within {seconds:g}s"
+            ) from None
 
     def _committed(self, delta: int) -> None:
         self._delta += delta
@@ -218,6 +259,29 @@ class PostgresStore:
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute(self._q["ping"]))
+
+    async def ready(self) -> None:
+        """The write path answers within a short deadline: no recent failed commit, no commit
+        stuck, and the tables appends write can be locked for writing right now."""
+        deadline = min(READY_DEADLINE, self.settings.timeout)
+        for group in self._groups():
+            group.health.check(deadline)
+        self._require()
+        try:
+            await asyncio.wait_for(self._run(functools.partial(self._probe, deadline)), deadline)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"store unavailable: the write path did not answer within {deadline:g}s"
+            ) from None
+
+    async def _probe(self, deadline: float, conn: Connection) -> None:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: nothing is written
+            await conn.execute(self._q["probe_lock_timeout"], f"{int(deadline * 800)}ms")
+            await conn.execute(self._q["probe_write_locks"])
+        finally:
+            await transaction.rollback()
 
     async def pending(self) -> int:
         """The backlog, counted at most once per `PENDING_TTL` plus this replica's own changes
@@ -265,10 +329,33 @@ class PostgresStore:
         if limit <= 0:
             self._require()
             return []
-        token = secrets.randbits(63)
-        args = (subscription, int(kind), now, limit, token, now + lease_for)
-        rows = await self._run(lambda conn: conn.fetch(self._q["lease"], *args))
-        return [pgrows.leased(row, subscription, kind, token) for row in rows]
+        pool = self._require()
+        for tries in (1, 2):
+            # A fresh token per try: rows a failed try may have leased are found by its token.
+            token = secrets.randbits(63)
+            args = (subscription, int(kind), now, limit, token, now + lease_for, self.replica)
+            try:
+                rows = await self._once(pool, functools.partial(self._lease, args))
+            except FAILURES as exc:
+                await self._unlease(token, now)
+                if not is_lost(exc) or tries == 2:
+                    raise unavailable(exc) from exc
+                self._resets += 1
+                await pool.expire_connections()
+                continue
+            return [pgrows.leased(row, subscription, kind, token) for row in rows]
+        raise AssertionError("unreachable")
+
+    async def _lease(self, args: tuple[object, ...], conn: Connection) -> list[Record]:
+        return await conn.fetch(self._q["lease"], *args)
+
+    async def _unlease(self, token: int, now: float) -> None:
+        """Give back the rows a failed lease statement may have committed without our hearing
+        of it (the connection died before the answer); otherwise they wait for expiry."""
+        try:
+            await self._run(lambda conn: conn.execute(self._q["unlease"], token, now))
+        except StoreUnavailable:
+            log.info("rows of a failed lease wait for its expiry")
 
     # -- writes (group commit) ----------------------------------------------------------------
 
@@ -278,7 +365,7 @@ class PostgresStore:
         if not batch:
             return []
         call = AppendCall(tuple(Stored.of(item) for item in batch), now, dedupe_window)
-        duplicates = await self._submit(self._append, call)
+        duplicates = await self._submit(self._append, call, outcome=False)
         if self._wakeup is not None and not all(duplicates):
             self._wakeup()  # this replica's dispatcher; the others hear the NOTIFY
         return duplicates
@@ -366,6 +453,10 @@ class PostgresStore:
                 return False
             status = await conn.execute(self._q["purge_dedupe"], cutoff, PURGE_CHUNK)
         return _changed(status) == PURGE_CHUNK
+
+
+def _nothing() -> None:
+    """No dispatcher listens: wakeups are dropped."""
 
 
 @dataclass(frozen=True, slots=True)

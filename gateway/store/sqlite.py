@@ -9,10 +9,12 @@ live in `queries/sqlite.sql`.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import functools
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +44,8 @@ from gateway.store.writer import Work, Writer, unavailable
 MEMORY = ":memory:"
 PURGE_CHUNK = 500  # events (or dedupe keys) per purge transaction
 SYNCHRONOUS = ("normal", "full")
+REPLICA = socket.gethostname()  # recorded with leases (one process owns the file)
+READY_DEADLINE = 2.0  # seconds /readyz waits for the writer
 _SYNC_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 
 T = TypeVar("T")
@@ -173,6 +177,18 @@ class SqliteStore:
     async def ping(self) -> None:
         self._read("ping")
 
+    async def ready(self) -> None:
+        """No recent failed write (a full disk), and the writer takes and commits a unit now."""
+        if self._writer is None:
+            raise StoreUnavailable("store unavailable: the store is closed")
+        self._writer.health.check(READY_DEADLINE)
+        try:
+            await asyncio.wait_for(self._submit(lambda conn: (None, 0)), READY_DEADLINE)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"store unavailable: the writer did not answer within {READY_DEADLINE:g}s"
+            ) from None
+
     async def pending(self) -> int:
         self._connection()
         return self._pending
@@ -280,7 +296,8 @@ class SqliteStore:
         rows = conn.execute(self._q["lease_due"], {**params, "limit": limit}).fetchall()
         token = secrets.randbits(63)
         marks = [
-            {"id": row[0], "lease": token, "until": until, "now": params["now"]} for row in rows
+            {"id": row[0], "lease": token, "until": until, "now": params["now"], "replica": REPLICA}
+            for row in rows
         ]
         conn.executemany(self._q["lease_mark"], marks)
         return [_leased(row, params["subscription"], kind, token) for row in rows], 0

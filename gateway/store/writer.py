@@ -51,8 +51,10 @@ class Writer(Batcher[_Unit[Any]]):
         conn: sqlite3.Connection,
         queries: Mapping[str, str],
         on_commit: Callable[[int], None],
+        *,
+        limit: int | None = None,
     ) -> None:
-        super().__init__("store-writer")
+        super().__init__("store-writer", limit=limit)
         self._conn = conn
         self._q = queries
         self._on_commit = on_commit
@@ -66,6 +68,7 @@ class Writer(Batcher[_Unit[Any]]):
         try:
             self._run(units)
         except Exception as exc:  # a bug must not strand the callers
+            self.health.failed(str(exc))
             _settle(units, [_Done(None, 0, exc)] * len(units))
         await asyncio.sleep(0)
 
@@ -80,9 +83,15 @@ class Writer(Batcher[_Unit[Any]]):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute(self._q["rollback"])
+            self.health.failed(str(exc))
             _settle(units, [_Done(None, 0, unavailable(exc))] * len(units))
             return
         self.commits += 1
+        failed = [d.error for d in done if isinstance(d.error, sqlite3.OperationalError)]
+        if failed:  # a full disk or an I/O error hit a unit, not its data
+            self.health.failed(str(failed[-1]))
+        else:
+            self.health.succeeded()
         self._on_commit(sum(d.delta for d in done if d.error is None))
         _settle(units, done)
 
@@ -96,7 +105,7 @@ class Writer(Batcher[_Unit[Any]]):
                 raise sqlite3.OperationalError(f"transaction rolled back: {exc}") from exc
             conn.execute(self._q["rollback_unit"])
             conn.execute(self._q["release"])
-            return _Done(None, 0, unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
+            return _Done(None, 0, exc)
         conn.execute(self._q["release"])
         return _Done(value, delta, None)
 
@@ -107,5 +116,7 @@ def _settle(units: Sequence[_Unit[Any]], done: Sequence[_Done]) -> None:
             continue
         if result.error is None:
             unit.future.set_result(result.value)
+        elif isinstance(result.error, sqlite3.Error):
+            unit.future.set_exception(unavailable(result.error))
         else:
             unit.future.set_exception(result.error)

@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.config.model import Source
 from gateway.errors import Backpressure, GatewayError, NotFound
 from gateway.ingest.context import INGEST
-from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body
+from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body, refused
 from gateway.ingest.problems import SENDER
 from gateway.ingest.sources import bodies, presets, verify
 from gateway.ingest.sources.mapping import normalize
@@ -64,6 +64,7 @@ def _handler(source: Source) -> Handler:
         except GatewayError as error:
             metrics = request.app[INGEST].metrics
             metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
+            refused(error.status, error.detail)
             raise
 
     return post_source

@@ -12,6 +12,29 @@ SELECT 1;
 -- name: schema
 SELECT current_schema();
 
+-- name: probe_lock_timeout
+-- Readiness: the probe's lock waits end after $1 (this transaction only).
+SELECT set_config('lock_timeout', $1, true);
+
+-- name: probe_write_locks
+-- The locks an append takes: a lock held against writers (LOCK TABLE, a long migration) makes
+-- this wait, then fail. Nothing is written; the transaction is rolled back.
+LOCK TABLE events, deliveries, dedupe IN ROW EXCLUSIVE MODE;
+
+-- Replica identity ----------------------------------------------------------------------------
+
+-- name: replica_lock
+-- Held by the listening session while the process lives: one live gateway per identity.
+-- $1 lock class, $2 the identity; the schema keeps deployments apart.
+SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '/' || $2));
+
+-- name: give_back_leases
+-- At open, holding the identity's lock: leases still marked with it were left by this replica's
+-- previous run (a crash); their rows are due again now instead of at lease expiry.
+UPDATE deliveries
+SET lease = NULL, replica = NULL, due_at = LEAST(due_at, $2), updated_at = $2
+WHERE replica = $1 AND state = 0 AND lease IS NOT NULL;
+
 -- name: count_pending
 SELECT count(*) FROM deliveries WHERE state = 0;
 
@@ -66,7 +89,7 @@ SELECT (SELECT array_agg(ordinal) FROM fresh) AS stored,
 -- Lease ---------------------------------------------------------------------------------------
 
 -- name: lease
--- $1 subscription, $2 kind, $3 now, $4 limit, $5 lease token, $6 lease expiry.
+-- $1 subscription, $2 kind, $3 now, $4 limit, $5 lease token, $6 lease expiry, $7 the replica.
 -- SKIP LOCKED: rows another replica is leasing right now are passed over, never handed out
 -- twice; a row leased and committed meanwhile fails the due_at test when it is re-checked.
 WITH due AS (
@@ -78,7 +101,7 @@ WITH due AS (
 ),
 marked AS (
     UPDATE deliveries AS d
-    SET attempts = d.attempts + 1, lease = $5, due_at = $6, updated_at = $3
+    SET attempts = d.attempts + 1, lease = $5, due_at = $6, updated_at = $3, replica = $7
     FROM due
     WHERE d.id = due.id
     RETURNING d.id, d.event_seq, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
@@ -88,6 +111,12 @@ SELECT m.id, m.attempts, m.dl_reason, m.dl_status, m.dl_attempts, m.dl_sink,
        e.attrs, e.data, e.kind, e.received_at
 FROM marked AS m JOIN events AS e ON e.seq = m.event_seq
 ORDER BY m.was_due, m.id;
+
+-- name: unlease
+-- The rows of a lease ($1 its token) whose answer never arrived: untried, due again now ($2).
+UPDATE deliveries
+SET lease = NULL, replica = NULL, attempts = attempts - 1, due_at = $2, updated_at = $2
+WHERE lease = $1 AND state = 0;
 
 -- name: next_due
 -- One index probe per (subscription, kind).

@@ -43,7 +43,7 @@ ROLLBACK TO unit;
 -- name: give_back_leases
 -- This process owns the file, so every lease still set was left by a previous run.
 UPDATE deliveries
-SET lease = NULL, due_at = MIN(due_at, :now), updated_at = :now
+SET lease = NULL, replica = NULL, due_at = MIN(due_at, :now), updated_at = :now
 WHERE state = 0 AND lease IS NOT NULL;
 
 -- name: count_pending
@@ -86,7 +86,8 @@ LIMIT :limit;
 
 -- name: lease_mark
 UPDATE deliveries
-SET attempts = attempts + 1, lease = :lease, due_at = :until, updated_at = :now
+SET attempts = attempts + 1, lease = :lease, due_at = :until, updated_at = :now,
+    replica = :replica
 WHERE id = :id;
 
 -- name: next_due

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import sinkurl
 from gateway.config import fields as f
 from gateway.config.expand import Parts, contains_unresolved
 from gateway.config.fields import Source
@@ -172,6 +173,9 @@ def read_subscription(
             (*parts, "signing", "secret"),
             "must be 'whsec_' followed by the base64 of 24 to 64 random bytes",
         )
+    delivery = merge(defaults, layer)
+    if sink is not None and bearer is not None:
+        _userinfo_with_auth(src, parts, {"sink": sink, "delivery.dead_letter": delivery.dead_letter})
     if len(src.problems) > before or name is None or sink is None:
         return None
     return Subscription(
@@ -180,7 +184,7 @@ def read_subscription(
         types=types,
         source=source,
         filters=filters,
-        delivery=merge(defaults, layer),
+        delivery=delivery,
         headers=tuple(headers.values()),
         bearer=bearer,
         signing_secret=secret,
@@ -234,6 +238,18 @@ def _secret(src: Source, raw: dict[str, Any], parts: Parts, block: str, key: str
         src.report(at, f"missing required key '{key}'")
         return None
     return f.string(src, inner[key], (*at, key))
+
+
+def _userinfo_with_auth(src: Source, parts: Parts, urls: dict[str, str | None]) -> None:
+    """The client sends `user:password@` as Basic auth and refuses to add `auth.bearer` as
+    well: every attempt would fail."""
+    for key, text in urls.items():
+        if text is not None and sinkurl.has_userinfo(sinkurl.parse(text)):
+            src.report(
+                (*parts, "auth"),
+                f"{key} has user:password@ (sent as Basic auth) and auth.bearer also sets "
+                "Authorization: use one of them",
+            )
 
 
 def _is_whsec(secret: str) -> bool:

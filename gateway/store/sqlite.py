@@ -31,6 +31,7 @@ from gateway.store.base import (
     Leased,
     NewEvent,
     Outcome,
+    PausedOn,
     Retry,
     stored_event,
 )
@@ -185,8 +186,8 @@ class SqliteStore:
         due = [value for value in found if value is not None]
         return min(due) if due else None
 
-    async def paused(self) -> Mapping[str, str]:
-        return {name: sink for name, sink in self._read("paused")}
+    async def paused(self) -> Mapping[str, PausedOn]:
+        return {name: PausedOn(sink, fp) for name, sink, fp in self._read("paused")}
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         if subscription is None:
@@ -321,8 +322,14 @@ class SqliteStore:
             conn.execute(self._q["attempt_log"], log)
         return delta
 
-    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
-        params = {"subscription": subscription, "sink": sink, "reason": reason, "now": now}
+    async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
+        params = {
+            "subscription": subscription,
+            "sink": sink.sink,
+            "fingerprint": sink.fingerprint,
+            "reason": reason,
+            "now": now,
+        }
         await self._execute("pause", params)
 
     async def resume(self, subscription: str) -> None:

@@ -14,7 +14,16 @@ import pytest
 from gateway.errors import StoreUnavailable
 from gateway.event import AttributeValue, DataKind, Event
 from gateway.store import MemoryStore, SqliteStore, open_store
-from gateway.store.base import Ack, Attempt, Dead, DeadLetterInfo, Kind, NewEvent, Retry
+from gateway.store.base import (
+    Ack,
+    Attempt,
+    Dead,
+    DeadLetterInfo,
+    Kind,
+    NewEvent,
+    PausedOn,
+    Retry,
+)
 from gateway.store.queries import load_queries, parse_queries
 from gateway.store.sqlite import PURGE_CHUNK
 
@@ -60,7 +69,7 @@ async def test_reopen_keeps_everything_and_gives_back_leases(db: Path) -> None:
     first = SqliteStore(str(db))
     await first.open()
     await first.append([routed("e1", "a"), routed("e2", "a", "b")], 100.0, 1e9)
-    await first.pause("b", "https://b.test/", "410 Gone", 100.0)
+    await first.pause("b", PausedOn.of("https://b.test/"), "410 Gone", 100.0)
     held = await first.lease("a", Kind.SINK, 10, 100.0, 1e12)  # as if the process then crashed
     assert len(held) == 2
     await first.close()
@@ -69,7 +78,10 @@ async def test_reopen_keeps_everything_and_gives_back_leases(db: Path) -> None:
     await second.open()
     try:
         assert await second.pending() == 3
-        assert await second.paused() == {"b": "https://b.test/"}
+        (on,) = (await second.paused()).values()
+        assert on.sink == "https://b.test/"
+        assert on.same("https://b.test/")
+        assert not on.same("https://b.test/?v=2")
         assert await second.append([routed("e1", "a")], 200.0, 1e9) == [True]
         later = time.time() + 1
         back = await second.lease("a", Kind.SINK, 10, later, 30.0)

@@ -175,7 +175,8 @@ def read_subscription(
         )
     delivery = merge(defaults, layer)
     if sink is not None and bearer is not None:
-        _userinfo_with_auth(src, parts, {"sink": sink, "delivery.dead_letter": delivery.dead_letter})
+        urls = {"sink": sink, "delivery.dead_letter": delivery.dead_letter}
+        _userinfo_with_auth(src, parts, urls)
     if len(src.problems) > before or name is None or sink is None:
         return None
     return Subscription(

@@ -78,7 +78,7 @@ class Sender:
         try:
             target = sinkurl.parse(url)
         except sinkurl.InvalidSink as exc:
-            # `gateway check` refuses these with the same parser; a config edited past it lands here.
+            # `gateway check` refuses these with the same parser: an unchecked config gets here.
             return retry.Result(None, f"invalid sink url: {exc}"), 0.0
         try:
             request = render(sub, leased)

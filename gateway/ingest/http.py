@@ -17,6 +17,7 @@ from gateway.event import Event
 from gateway.ingest import modes
 from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
+from gateway.redact import clip
 from gateway.runtime import GATEWAY, Gateway
 from gateway.store.base import NewEvent
 
@@ -76,8 +77,8 @@ def _unmatched(gw: Gateway, event: Event) -> None:
     """An event no subscription takes is stored (replay may want it) but goes nowhere: say so
     at DEBUG, and count it per type (types past the first UNMATCHED_TYPES share one label, so a
     producer cannot grow the metric without bound)."""
-    log.debug("event %s from %s (type %s) matched no subscription", event.id, event.source,
-              event.type)
+    log.debug("event %s from %s (type %s) matched no subscription", clip(event.id),
+              clip(event.source), clip(event.type))
     label = event.type
     if label not in gw.unmatched_types:
         if len(gw.unmatched_types) >= UNMATCHED_TYPES:

@@ -19,7 +19,6 @@ from gateway.errors import StoreUnavailable
 from gateway.event import AttributeValue, DataKind, Event
 from gateway.store import open_store
 from gateway.store.base import (
-    PausedOn,
     Ack,
     Attempt,
     Dead,
@@ -27,6 +26,7 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    PausedOn,
     Retry,
     Store,
 )

@@ -96,7 +96,7 @@ class SqliteStore:
         self._writer = Writer(self._conn, self._q, self._committed)
         self._writer.start()
         if self.path != MEMORY:
-            self._checkpointer = Checkpointer(self.path, self._q)
+            self._checkpointer = Checkpointer(self.path, self._q, commits=lambda: self.commits)
             self._checkpointer.start()
 
     async def close(self) -> None:

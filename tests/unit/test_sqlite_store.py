@@ -338,3 +338,28 @@ async def test_identity_survives_a_reopen(db: Path) -> None:
         assert again.identity == identity != ""
     finally:
         await again.close()
+
+
+async def test_the_wal_file_is_emptied_once_the_store_is_idle(db: Path) -> None:
+    store = SqliteStore(str(db))
+    await store.open()
+    wal = Path(f"{db}-wal")
+    try:
+        payload = b'{"pad": "' + b"x" * 4000 + b'"}'
+        for batch in range(40):
+            await store.append(
+                [NewEvent(Event({"specversion": "1.0", "id": f"b{batch}-{i}", "source": "/s",
+                                 "type": "t"}, payload, DataKind.JSON), ("a",))
+                 for i in range(100)],
+                100.0, WINDOW,
+            )
+        assert wal.stat().st_size > 1_000_000  # the burst went through the WAL
+        for _ in range(150):  # up to 15 s; an idle store takes about a checkpoint interval
+            if wal.stat().st_size == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert wal.stat().st_size == 0
+        assert await store.pending() == 4000  # and nothing was lost on the way
+    finally:
+        await store.close()
+    assert len(rows(db, "SELECT seq FROM events")) == 4000

@@ -206,5 +206,9 @@ PRAGMA wal_autocheckpoint = 0;
 -- name: checkpoint
 PRAGMA wal_checkpoint(PASSIVE);
 
+-- name: checkpoint_truncate
+-- Only when idle: it holds off writers until the WAL file is emptied.
+PRAGMA wal_checkpoint(TRUNCATE);
+
 -- name: identity
 SELECT value FROM meta WHERE key = 'identity';

@@ -340,6 +340,10 @@ async def test_identity_survives_a_reopen(db: Path) -> None:
         await again.close()
 
 
+def size(path: Path) -> int:
+    return path.stat().st_size
+
+
 async def test_the_wal_file_is_emptied_once_the_store_is_idle(db: Path) -> None:
     store = SqliteStore(str(db))
     await store.open()
@@ -353,12 +357,12 @@ async def test_the_wal_file_is_emptied_once_the_store_is_idle(db: Path) -> None:
                  for i in range(100)],
                 100.0, WINDOW,
             )
-        assert wal.stat().st_size > 1_000_000  # the burst went through the WAL
+        assert size(wal) > 1_000_000  # the burst went through the WAL
         for _ in range(150):  # up to 15 s; an idle store takes about a checkpoint interval
-            if wal.stat().st_size == 0:
+            if size(wal) == 0:
                 break
             await asyncio.sleep(0.1)
-        assert wal.stat().st_size == 0
+        assert size(wal) == 0
         assert await store.pending() == 4000  # and nothing was lost on the way
     finally:
         await store.close()

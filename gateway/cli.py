@@ -196,9 +196,13 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 async def serve(config: Config, registry: SchemaRegistry) -> None:
     """Run until SIGTERM/SIGINT: stop accepting, let in-flight work finish, stop."""
     from gateway.app import assemble, build
+    from gateway.ops.connections import GatewayRunner
 
     gw = assemble(config, registry)
-    runner = web.AppRunner(build(gw), handle_signals=False, access_log=None)
+    runner = GatewayRunner(
+        build(gw), config.server, gw.metrics, handle_signals=False, access_log=None
+    )
+    gw.metrics.gauge("gateway_connections_open", "HTTP connections open", lambda: runner.gate.open)
     await runner.setup()
     try:
         site = web.TCPSite(

@@ -89,6 +89,15 @@ class NotFound(GatewayError):
     slug = "not-found"
 
 
+class RequestTimeout(GatewayError):
+    """The request body did not arrive within `server.body_timeout`."""
+
+    status = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+    default_headers: ClassVar[Mapping[str, str]] = {"Connection": "close"}
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     title = "Payload too large"

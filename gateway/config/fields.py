@@ -14,8 +14,8 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
+from gateway import sinkurl
 from gateway.config.durations import parse_duration
 from gateway.config.expand import UNRESOLVED, Parts
 from gateway.config.yamlpos import Located
@@ -167,17 +167,13 @@ def choice(src: Source, value: Any, parts: Parts, choices: Iterable[str]) -> str
 
 
 def http_url(src: Source, value: Any, parts: Parts) -> str | None:
-    """An absolute http(s) URL with a host."""
+    """A sink URL the sender will post to (`gateway.sinkurl`, the sender's own parser)."""
     text = string(src, value, parts)
     if text is None:
         return None
     try:
-        url = urlsplit(text)
-        ok = url.scheme in ("http", "https") and bool(url.hostname)
-        url.port  # noqa: B018 -- raises ValueError for a malformed port
-    except ValueError:
-        ok = False
-    if not ok:
-        src.report(parts, "must be an absolute http(s) URL")
+        sinkurl.parse(text)
+    except sinkurl.InvalidSink as exc:
+        src.report(parts, str(exc))
         return None
     return text

@@ -78,6 +78,13 @@ class Server:
     max_body_bytes: int = 1_048_576
     shutdown_grace: float = 10.0  # time given to in-flight deliveries on SIGTERM/SIGINT
     tls: TLS | None = None
+    # Slow clients (README, Security: deadlines): time to send a request's headers, counted from
+    # the connection's opening or the request's first byte; time to send its body once the
+    # headers are in; time an idle keep-alive connection is kept; connections open at once.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

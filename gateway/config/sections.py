@@ -16,7 +16,11 @@ from gateway.config.files import join
 from gateway.config.model import TLS, Dispatch, Producer, Server
 from gateway.egress import EgressPolicy, Network
 
-SERVER_KEYS = ("host", "port", "max_body_bytes", "shutdown_grace", "tls")
+SERVER_KEYS = (
+    "host", "port", "max_body_bytes", "shutdown_grace", "tls",
+    "header_timeout", "body_timeout", "keepalive_timeout", "max_connections",
+)  # fmt: skip
+DEADLINES = ("header_timeout", "body_timeout", "keepalive_timeout")
 TLS_KEYS = ("cert", "key", "client_ca")
 PRODUCER_KEYS = ("name", "token", "client_cn", "sources", "types")
 # CE core: extension names are [a-z0-9]+; the producer stamp must not shadow a core attribute.
@@ -45,6 +49,11 @@ def read_server(src: Source, value: Any, base: Path) -> Server:
         kw["shutdown_grace"] = f.duration(src, raw["shutdown_grace"], at["shutdown_grace"])
     if "tls" in raw:
         kw["tls"] = _tls(src, raw["tls"], at["tls"], base)
+    for key in DEADLINES:
+        if key in raw:
+            kw[key] = f.duration(src, raw[key], at[key], positive=True)
+    if "max_connections" in raw:
+        kw["max_connections"] = f.integer(src, raw["max_connections"], at["max_connections"], 1)
     return Server(**{k: v for k, v in kw.items() if v is not None})
 
 

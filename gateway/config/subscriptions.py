@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import sinkurl
 from gateway.config import fields as f
 from gateway.config.expand import Parts, contains_unresolved
 from gateway.config.fields import Source
@@ -167,6 +168,10 @@ def read_subscription(
         headers.update(read_headers(src, raw["headers"], (*parts, "headers")))
     bearer = _secret(src, raw, parts, "auth", "bearer")
     secrets = _signing(src, raw.get("signing"), (*parts, "signing"))
+    delivery = merge(defaults, layer)
+    if sink is not None and bearer is not None:
+        urls = {"sink": sink, "delivery.dead_letter": delivery.dead_letter}
+        _userinfo_with_auth(src, parts, urls)
     if len(src.problems) > before or name is None or sink is None:
         return None
     return Subscription(
@@ -175,7 +180,7 @@ def read_subscription(
         types=types,
         source=source,
         filters=filters,
-        delivery=merge(defaults, layer),
+        delivery=delivery,
         headers=tuple(headers.values()),
         bearer=bearer,
         signing_secrets=secrets,
@@ -259,6 +264,18 @@ def _signing(src: Source, value: Any, parts: Parts) -> tuple[str, ...]:
         if not _is_whsec(secret):
             src.report(at, "must be 'whsec_' followed by the base64 of 24 to 64 random bytes")
     return tuple(secret for secret, _ in listed)
+
+
+def _userinfo_with_auth(src: Source, parts: Parts, urls: dict[str, str | None]) -> None:
+    """The client sends `user:password@` as Basic auth and refuses to add `auth.bearer` as
+    well: every attempt would fail."""
+    for key, text in urls.items():
+        if text is not None and sinkurl.has_userinfo(sinkurl.parse(text)):
+            src.report(
+                (*parts, "auth"),
+                f"{key} has user:password@ (sent as Basic auth) and auth.bearer also sets "
+                "Authorization: use one of them",
+            )
 
 
 def _is_whsec(secret: str) -> bool:

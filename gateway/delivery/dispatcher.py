@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from gateway import redact
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
 from gateway.delivery.sender import Sender
@@ -35,6 +36,7 @@ from gateway.store.base import (
     Kind,
     Leased,
     Outcome,
+    PausedOn,
     Retry,
     Store,
 )
@@ -43,10 +45,16 @@ log = logging.getLogger("gateway.delivery")
 
 # A lease outlives the attempt's timeout by this much before another holder may take the row.
 LEASE_MARGIN = 30.0
+GONE = "410 Gone"  # why a subscription is paused
 # Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
 MIN_IDLE = 0.005
 # Delays between tries to record an outcome the store refused; the last one repeats.
 RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def shown(sub: Subscription) -> str:
+    """The sink as dead-letter rows store it and notices carry it: redacted."""
+    return redact.url(sub.sink)
 
 
 def expired(leased: Leased, now: float) -> bool:
@@ -88,7 +96,7 @@ class Dispatcher:
         self._turn = 0  # where the next pass over the subscriptions starts
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned: list[Leased] = []
-        self._paused: dict[str, str] = {}
+        self._paused: dict[str, PausedOn] = {}
         self._paused_read = 0.0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -101,13 +109,18 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Resume subscriptions whose sink changed since they were paused; start the loops."""
-        for name, sink in (await self._store.paused()).items():
+        for name, on in (await self._store.paused()).items():
             sub = self._subs.get(name)
-            if sub is not None and sub.sink != sink:
+            # The comparison hashes slowly (the URL is not stored): off the event loop.
+            if sub is not None and not await asyncio.to_thread(on.same, sub.sink):
                 await self._store.resume(name)
                 log.info("subscription resumed: its sink changed", extra={"subscription": name})
-            else:
-                self._paused[name] = sink
+                continue
+            if sub is not None and on.fingerprint is None:
+                # Paused before sinks were stored redacted: keep the pause, drop the URL.
+                on = await asyncio.to_thread(PausedOn.of, sub.sink)
+                await self._store.pause(name, on, GONE, self._clock())
+            self._paused[name] = on
         self._paused_read = self._clock()
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
@@ -270,11 +283,11 @@ class Dispatcher:
         now = self._clock()
         notify = sub.delivery.dead_letter is not None and row.kind is Kind.SINK
         if row.kind is Kind.SINK and expired(row, now):
-            info = DeadLetterInfo("expired", None, row.attempt - 1, sub.sink)
+            info = DeadLetterInfo("expired", None, row.attempt - 1, shown(sub))
             self._log(sub, row, None, "dead", "expired")
             return Dead(row, None, info, notify_sink=notify)
         if row.kind is Kind.DEAD_LETTER and sub.delivery.dead_letter is None:
-            info = row.dead_letter or DeadLetterInfo("exhausted", None, row.attempt, sub.sink)
+            info = row.dead_letter or DeadLetterInfo("exhausted", None, row.attempt, shown(sub))
             return Dead(row, None, info)
         result, latency = await self._sender.send(sub, row, now)
         attempt = Attempt(result.status, latency, result.error)
@@ -289,16 +302,17 @@ class Dispatcher:
         self._log(sub, row, attempt, "dead", decision.reason)
         if row.kind is Kind.DEAD_LETTER:
             return Dead(row, attempt, row.dead_letter or DeadLetterInfo(
-                decision.reason, result.status, row.attempt, sub.sink))
+                decision.reason, result.status, row.attempt, shown(sub)))
         if decision.reason == "gone":
+            on = await asyncio.to_thread(PausedOn.of, sub.sink)
             try:
-                await self._store.pause(sub.name, sub.sink, "410 Gone", done)
+                await self._store.pause(sub.name, on, GONE, done)
             except StoreUnavailable as exc:  # paused here still; the outcome is recorded below
                 log.warning("pause not stored (%s)", exc.detail, extra={"subscription": sub.name})
-            self._paused[sub.name] = sub.sink
+            self._paused[sub.name] = on
             log.warning("subscription paused: its sink answered 410 Gone",
                         extra={"subscription": sub.name})
-        info = DeadLetterInfo(decision.reason, result.status, row.attempt, sub.sink)
+        info = DeadLetterInfo(decision.reason, result.status, row.attempt, shown(sub))
         self._metrics.inc("gateway_dead_letters_total", subscription=sub.name,
                           reason=decision.reason)
         return Dead(row, attempt, info, notify_sink=notify)

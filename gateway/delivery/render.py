@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from gateway import redact
 from gateway.config.model import Mode, Subscription
 from gateway.event import AttributeValue, DataKind, Event, canonical
 from gateway.percent import encode
@@ -78,7 +79,8 @@ def dead_letter(event: Event, info: DeadLetterInfo) -> Request:
     if info.status is not None:
         extra["deadletterstatus"] = info.status
     extra["deadletterattempts"] = info.attempts
-    extra["deadlettersink"] = info.sink
+    # Stored redacted; redacted again for rows written before redaction existed.
+    extra["deadlettersink"] = redact.url(info.sink)
     return structured(event, extra)
 
 
@@ -86,7 +88,7 @@ def render(sub: Subscription, leased: Leased) -> Request:
     """The request for one leased delivery row of `sub`."""
     if leased.kind is Kind.DEAD_LETTER:
         # A dead-letter row always carries its info; the fallback only keeps a row sendable.
-        info = leased.dead_letter or DeadLetterInfo("exhausted", None, 0, sub.sink)
+        info = leased.dead_letter or DeadLetterInfo("exhausted", None, 0, redact.url(sub.sink))
         return dead_letter(leased.event, info)
     mode = sub.delivery.mode
     if mode is Mode.STRUCTURED:

@@ -15,7 +15,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway import __version__
+from gateway import __version__, redact, sinkurl
 from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
@@ -92,6 +92,11 @@ class Sender:
         if refused is not None:
             return retry.Result(None, refused), 0.0
         try:
+            target = sinkurl.parse(url)
+        except sinkurl.InvalidSink as exc:
+            # `gateway check` refuses these with the same parser: an unchecked config gets here.
+            return retry.Result(None, f"invalid sink url: {exc}"), 0.0
+        try:
             request = render(sub, leased)
             headers = self._headers(sub, leased, now, request.headers, request.body)
         except (ValueError, TypeError) as exc:
@@ -99,7 +104,7 @@ class Sender:
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
         started = time.perf_counter()
         limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
-        result = await self._post(url, headers, request.body, limit, now, started)
+        result = await self._post(target, headers, request.body, limit, now, started)
         return result, (time.perf_counter() - started) * 1000.0
 
     def _headers(
@@ -136,7 +141,7 @@ class Sender:
 
     async def _post(
         self,
-        url: str,
+        url: URL,
         headers: CIMultiDict[str],
         body: bytes,
         limit: aiohttp.ClientTimeout,
@@ -159,7 +164,7 @@ class Sender:
         except TimeoutError:
             return retry.Result(None, "timeout")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return retry.Result(None, describe(exc, url))
+            return retry.Result(None, describe(exc, str(url)))
         waited = time.perf_counter() - started
         return retry.Result(status, None, retry.parse_retry_after(value, now + waited))
 
@@ -179,7 +184,7 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
 
 
 def describe(exc: BaseException, url: str) -> str:
-    """A short description of a failed attempt, without the sink's query or credentials."""
+    """A short description of a failed attempt, the sink URL in it redacted."""
     cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(cause, EgressRefused):
         return str(cause)
@@ -197,7 +202,7 @@ def describe(exc: BaseException, url: str) -> str:
         return "invalid request"
     text = str(exc)
     for form in _spellings(url):
-        text = text.replace(form, _redact(url))
+        text = text.replace(form, redact.url(url))
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
 
@@ -208,12 +213,3 @@ def _spellings(url: str) -> list[str]:
     with contextlib.suppress(ValueError, TypeError):
         forms.add(str(URL(url)))
     return sorted((form for form in forms if form), key=len, reverse=True)
-
-
-def _redact(url: str) -> str:
-    """The URL without user-info, query and fragment."""
-    try:
-        parsed = URL(url)
-        return str(parsed.with_user(None).with_query(None).with_fragment(None))
-    except (ValueError, TypeError):
-        return "<sink>"

@@ -19,6 +19,7 @@ from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
 from gateway.ops.logs import Throttled
+from gateway.redact import clip
 from gateway.store.base import NewEvent
 
 log = logging.getLogger("gateway.ingest")
@@ -85,8 +86,8 @@ def _unmatched(gw: Ingest, event: Event) -> None:
     """An event no subscription takes is stored (replay may want it) but goes nowhere: say so
     at DEBUG, and count it per type (types past the first UNMATCHED_TYPES share one label, so a
     producer cannot grow the metric without bound)."""
-    log.debug("event %s from %s (type %s) matched no subscription", event.id, event.source,
-              event.type)
+    log.debug("event %s from %s (type %s) matched no subscription", clip(event.id),
+              clip(event.source), clip(event.type))
     label = event.type
     if label not in gw.unmatched_types:
         if len(gw.unmatched_types) >= UNMATCHED_TYPES:

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from gateway.errors import GatewayError
+from gateway.redact import clip
 
 log = logging.getLogger("gateway.ingest")
 
@@ -24,13 +25,12 @@ def _log_refusal(request: web.Request, error: GatewayError) -> None:
     detail names what was wrong, never a credential: errors carry no secrets (errors.py)."""
     if error.status >= 500:
         return
-    detail = error.detail[:LOGGED_DETAIL] + ("..." if len(error.detail) > LOGGED_DETAIL else "")
     log.info(
         "refused %s %s: %d %s (sender=%s)",
         request.method,
-        request.path,
+        clip(request.path),
         error.status,
-        detail,
+        clip(error.detail, LOGGED_DETAIL),
         request.get(SENDER, "-"),
     )
 

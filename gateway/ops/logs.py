@@ -6,16 +6,19 @@ import logging
 import sys
 import time
 
+from gateway.redact import CLIP, clip
+
 FIELDS = ("event_id", "subscription", "kind", "attempt", "status", "latency_ms", "error")
+ERROR_CHARS = 512  # an error description is longer than an identifier, but still bounded
 
 
 class FieldFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = [
-            f"{name}={getattr(record, name)}"
+            f"{name}={clip(str(value), ERROR_CHARS if name == 'error' else CLIP)}"
             for name in FIELDS
-            if getattr(record, name, None) is not None
+            if (value := getattr(record, name, None)) is not None
         ]
         return f"{line} {' '.join(extra)}" if extra else line
 

@@ -58,6 +58,8 @@ def standard() -> Metrics:
         ("gateway_ingest_rejected_total", "Ingest requests refused, by status"),
         ("gateway_delivery_attempts_total", "Delivery attempts, by subscription and result"),
         ("gateway_dead_letters_total", "Deliveries dead-lettered, by subscription and reason"),
+        ("gateway_connections_refused_total", "Connections refused past server.max_connections"),
+        ("gateway_connections_timed_out_total", "Connections cut off by a deadline, by phase"),
     ):
         metrics.describe(name, "counter", text)
     return metrics

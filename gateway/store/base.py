@@ -19,6 +19,7 @@ from typing import Protocol
 
 import orjson
 
+from gateway import redact
 from gateway.event import AttributeValue, DataKind, Event
 
 
@@ -59,6 +60,26 @@ class DeadLetterInfo:
     status: int | None
     attempts: int
     sink: str
+
+
+@dataclass(frozen=True, slots=True)
+class PausedOn:
+    """The sink a subscription was paused on: redacted for display, plus a fingerprint of the
+    URL as configured, so that a changed sink ends the pause without the URL being kept."""
+
+    sink: str
+    fingerprint: str | None = None  # None: a row from before fingerprints; `sink` is verbatim
+
+    @classmethod
+    def of(cls, url: str) -> PausedOn:
+        """Costs tens of milliseconds (a slow hash): call it off the event loop."""
+        return cls(redact.url(url), redact.fingerprint(url))
+
+    def same(self, url: str) -> bool:
+        """True when `url` is the sink this pause was made on (also slow)."""
+        if self.fingerprint is None:
+            return self.sink == url
+        return redact.matches(url, self.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +194,11 @@ class Store(Protocol):
     async def pending(self) -> int:
         """How many delivery rows are PENDING (the backlog)."""
 
-    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None: ...
+    async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None: ...
 
     async def resume(self, subscription: str) -> None: ...
 
-    async def paused(self) -> Mapping[str, str]:
+    async def paused(self) -> Mapping[str, PausedOn]:
         """Paused subscriptions and the sink each was paused on."""
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]: ...

@@ -28,6 +28,7 @@ from gateway.store.base import (
     Leased,
     NewEvent,
     Outcome,
+    PausedOn,
     Retry,
     State,
     stored_event,
@@ -89,7 +90,7 @@ class MemoryStore:
         self._events: dict[int, _Stored] = {}
         self._rows: dict[int, _Row] = {}
         self._dedupe: dict[tuple[str, str], float] = {}
-        self._paused: dict[str, str] = {}
+        self._paused: dict[str, PausedOn] = {}
         self._seqs = itertools.count(1)
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -268,7 +269,7 @@ class MemoryStore:
         self._check()
         return sum(1 for row in self._rows.values() if row.state is State.PENDING)
 
-    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
+    async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
         self._check()
         self._paused[subscription] = sink
 
@@ -276,7 +277,7 @@ class MemoryStore:
         self._check()
         self._paused.pop(subscription, None)
 
-    async def paused(self) -> Mapping[str, str]:
+    async def paused(self) -> Mapping[str, PausedOn]:
         self._check()
         return dict(sorted(self._paused.items()))
 

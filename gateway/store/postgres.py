@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import pgrows
-from gateway.store.base import DeadLetter, Kind, Leased, NewEvent, Outcome
+from gateway.store.base import DeadLetter, Kind, Leased, NewEvent, Outcome, PausedOn
 from gateway.store.groupcommit import Apply, Done, GroupCommit
 from gateway.store.listener import CHANNEL, Listener
 from gateway.store.migrator import Migration, load_migrations, migrate_postgres
@@ -307,9 +307,9 @@ class PostgresStore:
         due = await self._run(lambda conn: conn.fetchval(self._q["next_due"], names))
         return None if due is None else float(due)
 
-    async def paused(self) -> Mapping[str, str]:
+    async def paused(self) -> Mapping[str, PausedOn]:
         rows = await self._run(lambda conn: conn.fetch(self._q["paused"]))
-        return {row[0]: row[1] for row in rows}
+        return {row[0]: PausedOn(row[1], row[2]) for row in rows}
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         args: tuple[object, ...]
@@ -402,8 +402,9 @@ class PostgresStore:
         # The counts are of the whole statement: the first call carries them.
         return [Done(None, queued - ended), *(Done(None) for _ in calls[1:])]
 
-    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
-        await self._submit(_Statement(self._q["pause"]).apply, (subscription, sink, reason, now))
+    async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
+        args = (subscription, sink.sink, sink.fingerprint, reason, now)
+        await self._submit(_Statement(self._q["pause"]).apply, args)
 
     async def resume(self, subscription: str) -> None:
         await self._submit(_Statement(self._q["resume"]).apply, (subscription,))

@@ -33,6 +33,7 @@ from gateway.store.base import (
     Leased,
     NewEvent,
     Outcome,
+    PausedOn,
     Retry,
     stored_event,
 )
@@ -100,7 +101,7 @@ class SqliteStore:
         self._writer = Writer(self._conn, self._q, self._committed)
         self._writer.start()
         if self.path != MEMORY:
-            self._checkpointer = Checkpointer(self.path, self._q)
+            self._checkpointer = Checkpointer(self.path, self._q, commits=lambda: self.commits)
             self._checkpointer.start()
 
     async def close(self) -> None:
@@ -203,8 +204,8 @@ class SqliteStore:
         due = [value for value in found if value is not None]
         return min(due) if due else None
 
-    async def paused(self) -> Mapping[str, str]:
-        return {name: sink for name, sink in self._read("paused")}
+    async def paused(self) -> Mapping[str, PausedOn]:
+        return {name: PausedOn(sink, fp) for name, sink, fp in self._read("paused")}
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         if subscription is None:
@@ -343,8 +344,14 @@ class SqliteStore:
             conn.execute(self._q["attempt_log"], log)
         return delta
 
-    async def pause(self, subscription: str, sink: str, reason: str, now: float) -> None:
-        params = {"subscription": subscription, "sink": sink, "reason": reason, "now": now}
+    async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
+        params = {
+            "subscription": subscription,
+            "sink": sink.sink,
+            "fingerprint": sink.fingerprint,
+            "reason": reason,
+            "now": now,
+        }
         await self._execute("pause", params)
 
     async def resume(self, subscription: str) -> None:

@@ -266,12 +266,46 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
             "      retry: {schedule: [5s, soon]}\n",
             ":5: subscriptions[0].delivery.retry.schedule[1]: must be a duration like 10s",
         ),
+        # The sender's own parser: numeric host forms it refuses are refused here too.
+        (
+            "subscriptions:\n  - name: a\n    sink: http://2130706433/x\n",
+            ":3: subscriptions[0].sink: host '2130706433' is a numeric form the sender refuses",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://127.1/x\n",
+            ":3: subscriptions[0].sink: host '127.1' is a numeric form the sender refuses",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://127.0.0.1/x\n    delivery:\n"
+            "      dead_letter: http://0177.0.0.1/dead\n",
+            ":5: subscriptions[0].delivery.dead_letter: host '0177.0.0.1' is a numeric form",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: http://ex ample/x\n",
+            ":3: subscriptions[0].sink: must not contain spaces or control characters",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: https://u:pw@x.test/\n"
+            "    auth: {bearer: t}\n",
+            ":4: subscriptions[0].auth: sink has user:password@ (sent as Basic auth) and "
+            "auth.bearer also sets Authorization",
+        ),
+        (
+            "subscriptions:\n  - name: a\n    sink: https://x.test/\n    delivery:\n"
+            "      dead_letter: https://u@x.test/dead\n    auth: {bearer: t}\n",
+            ":6: subscriptions[0].auth: delivery.dead_letter has user:password@",
+        ),
     ],
 )
 def test_broken_subscription_files(deploy: Deployer, text: str, expected: str) -> None:
     problems = deploy.problems({"config/gateway.yaml": "", "config/subscriptions/s.yaml": text})
     assert len(problems) == 1, problems
     assert problems[0].startswith("config/subscriptions/s.yaml" + expected)
+
+
+def test_a_sink_with_user_info_and_no_auth_is_fine(deploy: Deployer) -> None:
+    text = "subscriptions:\n  - name: a\n    sink: https://u:pw@x.test/\n"
+    assert deploy.problems({"config/gateway.yaml": "", "config/subscriptions/s.yaml": text}) == []
 
 
 def test_duplicate_names_across_files_point_at_the_second(deploy: Deployer) -> None:

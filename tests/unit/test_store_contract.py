@@ -26,6 +26,7 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    PausedOn,
     Retry,
     Store,
 )
@@ -305,13 +306,16 @@ async def test_append_is_all_or_nothing(store: Store) -> None:
 
 async def test_pause_resume_paused(store: Store) -> None:
     assert await store.paused() == {}
-    await store.pause("a", "https://a.test/old", "410 Gone", 100.0)
-    await store.pause("b", "https://b.test/", "410 Gone", 100.0)
-    await store.pause("a", "https://a.test/new", "410 Gone", 110.0)
-    assert await store.paused() == {"a": "https://a.test/new", "b": "https://b.test/"}
+    old, b = PausedOn.of("https://a.test/old"), PausedOn.of("https://b.test/")
+    new = PausedOn.of("https://u:pw-s3cret@a.test/new?token=s3cret")
+    await store.pause("a", old, "410 Gone", 100.0)
+    await store.pause("b", b, "410 Gone", 100.0)
+    await store.pause("a", new, "410 Gone", 110.0)
+    assert await store.paused() == {"a": new, "b": b}
+    assert new.sink == "https://u:***@a.test/new?token=***"
     await store.resume("a")
     await store.resume("never-paused")
-    assert await store.paused() == {"b": "https://b.test/"}
+    assert await store.paused() == {"b": b}
 
 
 async def test_dead_letters_and_redeliver(store: Store) -> None:

@@ -187,15 +187,18 @@ SELECT (SELECT count(*) FROM changed WHERE action <> 1) AS ended,
 -- Pause ---------------------------------------------------------------------------------------
 
 -- name: pause
-INSERT INTO paused (subscription, sink, reason, paused_at) VALUES ($1, $2, $3, $4)
+-- `sink` is redacted; `sink_fingerprint` tells whether the configured URL changed since.
+INSERT INTO paused (subscription, sink, sink_fingerprint, reason, paused_at)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (subscription) DO UPDATE
-SET sink = excluded.sink, reason = excluded.reason, paused_at = excluded.paused_at;
+SET sink = excluded.sink, sink_fingerprint = excluded.sink_fingerprint, reason = excluded.reason,
+    paused_at = excluded.paused_at;
 
 -- name: resume
 DELETE FROM paused WHERE subscription = $1;
 
 -- name: paused
-SELECT subscription, sink FROM paused ORDER BY subscription;
+SELECT subscription, sink, sink_fingerprint FROM paused ORDER BY subscription;
 
 -- Dead letters --------------------------------------------------------------------------------
 

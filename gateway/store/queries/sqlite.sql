@@ -134,16 +134,18 @@ VALUES (:id, :attempt, :now, :status, :latency_ms, :error);
 -- Pause ---------------------------------------------------------------------------------------
 
 -- name: pause
-INSERT INTO paused (subscription, sink, reason, paused_at)
-VALUES (:subscription, :sink, :reason, :now)
+-- `sink` is redacted; `sink_fingerprint` tells whether the configured URL changed since.
+INSERT INTO paused (subscription, sink, sink_fingerprint, reason, paused_at)
+VALUES (:subscription, :sink, :fingerprint, :reason, :now)
 ON CONFLICT (subscription) DO UPDATE
-SET sink = excluded.sink, reason = excluded.reason, paused_at = excluded.paused_at;
+SET sink = excluded.sink, sink_fingerprint = excluded.sink_fingerprint, reason = excluded.reason,
+    paused_at = excluded.paused_at;
 
 -- name: resume
 DELETE FROM paused WHERE subscription = :subscription;
 
 -- name: paused
-SELECT subscription, sink FROM paused ORDER BY subscription;
+SELECT subscription, sink, sink_fingerprint FROM paused ORDER BY subscription;
 
 -- Dead letters --------------------------------------------------------------------------------
 
@@ -204,6 +206,10 @@ PRAGMA wal_autocheckpoint = 0;
 
 -- name: checkpoint
 PRAGMA wal_checkpoint(PASSIVE);
+
+-- name: checkpoint_truncate
+-- Only when idle: it holds off writers until the WAL file is emptied.
+PRAGMA wal_checkpoint(TRUNCATE);
 
 -- name: identity
 SELECT value FROM meta WHERE key = 'identity';

@@ -10,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.limits import Limits
+
 if TYPE_CHECKING:
     from gateway.ingest.sources.templates import Template
     from gateway.routing.filters import Filter
@@ -147,6 +149,7 @@ class Config:
     # Extension attribute set to the publishing producer's name on every event; None = off.
     producer_attribute: str | None = None
     dispatch: Dispatch = field(default_factory=Dispatch)
+    limits: Limits = field(default_factory=Limits)  # per-event attribute sizes
 
     def subscription(self, name: str) -> Subscription | None:
         for sub in self.subscriptions:

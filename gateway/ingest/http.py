@@ -12,7 +12,8 @@ import logging
 import orjson
 from aiohttp import web
 
-from gateway.errors import Backpressure, GatewayError, PayloadTooLarge
+from gateway.attributes import check_sizes
+from gateway.errors import Backpressure, GatewayError, InvalidEvent, PayloadTooLarge
 from gateway.event import Event
 from gateway.ingest import modes
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
@@ -32,7 +33,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.readany()
+        try:
+            chunk = await request.content.readany()
+        except web.RequestPayloadError as exc:
+            # A body that its Content-Encoding cannot decode (e.g. "gzip" that is not gzip).
+            encoding = request.headers.get("Content-Encoding", "")[:40]
+            raise InvalidEvent(
+                f"the body cannot be read: it is not valid for Content-Encoding {encoding!r}"
+                if encoding
+                else "the body cannot be read: it is malformed"
+            ) from exc
         if not chunk:
             break
         size += len(chunk)
@@ -47,8 +57,12 @@ async def accept(
 ) -> web.Response:
     """Validate, route and durably store the events of one request; all or nothing."""
     routed: list[NewEvent] = []
+    limits = gw.config.limits
     for index, event in enumerate(events):
         try:
+            # What is accepted must fit in a binary-mode delivery's headers (finding: poison
+            # events that every binary-mode subscriber refuses).
+            check_sizes(event.attributes, limits.max_attribute_bytes, limits.max_attributes_bytes)
             gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
             raise (error.at(index) if batch else error) from None

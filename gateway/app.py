@@ -67,7 +67,8 @@ def assemble(
 
 
 def build(gw: Gateway) -> web.Application:
-    app = web.Application(middlewares=[problems])
+    # Bodies are decoded by `ingest.http.read_body`, which answers every bad one itself.
+    app = web.Application(middlewares=[problems], handler_args={"auto_decompress": False})
     app[GATEWAY] = gw
     ingest_http.add_routes(app)
     sources_http.add_routes(app)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.config.model import Source
 from gateway.errors import Backpressure, GatewayError, NotFound, Unauthorized
-from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body
+from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, offload, options_events, read_body
 from gateway.ingest.sources import bodies, presets, verify
 from gateway.ingest.sources.mapping import normalize
 from gateway.ingest.sources.templates import Inputs, first_values
@@ -40,8 +40,9 @@ async def _post(request: web.Request, source: Source) -> web.Response:
     except Unauthorized as refused:
         log.warning("source %s refused a request: %s", source.name, refused.detail)
         raise
-    parsed = bodies.decode(
-        bodies.request_content_type(request.headers.items()), body, source.payload_field
+    content_type = bodies.request_content_type(request.headers.items())
+    parsed = await offload(
+        request.app, len(body), bodies.decode, content_type, body, source.payload_field
     )
     answer = presets.handshake(source.handshake, parsed.view)
     if answer is not None:
@@ -52,7 +53,7 @@ async def _post(request: web.Request, source: Source) -> web.Response:
             headers={"Retry-After": RETRY_AFTER_BACKLOG},
         )
     event = normalize(source, Inputs(headers, query, parsed.view), parsed, _mint)
-    return await accept(gw, [event], batch=False, producer=None)
+    return await accept(request.app, [event], batch=False, producer=None)
 
 
 def _mint() -> str:

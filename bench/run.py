@@ -12,6 +12,7 @@ Phases, each against fresh processes and a fresh store:
   e2e_eps           events/s arriving at the subscriber through the gateway (one subscription)
   latency_*_ms      ingest -> subscriber arrival at a fixed offered load of 500 events/s
   rss_mb            the gateway process's peak resident memory over the run
+  hostile_*         a good producer's latency while 8 clients send poison (see bench/hostile.py)
 With --store postgresql://..., the ingest and e2e phases again on the PostgreSQL store, each in
 a fresh schema: with one replica (pg_ingest_eps_1, pg_e2e_eps_1) and with two replicas on one
 database, the load split over both (pg_ingest_eps_2, pg_e2e_eps_2).
@@ -282,6 +283,10 @@ def main() -> None:
 
             if args.store:
                 result.update(pg_phases(args.store, phase, sub_url, work))
+
+            import hostile  # bench/hostile.py; imports this module's helpers
+
+            result.update(hostile.phase(work, phase))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

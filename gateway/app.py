@@ -82,7 +82,8 @@ async def _summarize(gw: Gateway) -> None:
 
 
 def build(gw: Gateway) -> web.Application:
-    app = web.Application(middlewares=[problems])
+    # Bodies are decoded by `ingest.http.read_body`, which answers every bad one itself.
+    app = web.Application(middlewares=[problems], handler_args={"auto_decompress": False})
     app[GATEWAY] = gw
     app[INGEST] = Ingest(gw.config, gw.registry, gw.store, gw.router, gw.metrics, gw.clock)
     ingest_http.add_routes(app)

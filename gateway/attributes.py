@@ -11,7 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 
 from gateway.errors import InvalidEvent
-from gateway.event import REQUIRED, SPECVERSION, AttributeValue
+from gateway.event import REQUIRED, SPECVERSION, AttributeValue, canonical
+from gateway.percent import encode
 
 # CE core, Attribute Naming Convention: lower-case ASCII letters and digits only.
 _NAME = re.compile(r"[a-z0-9]+", re.ASCII)
@@ -68,6 +69,12 @@ _JSON_TYPE_NAMES = {float: "a non-integer number", dict: "an object", list: "an 
 
 
 def _show(value: object) -> str:
+    # Bounded work whatever the value: containers are summarized, never repr'd (they may nest
+    # deeply or be large), long strings are cut before repr.
+    if isinstance(value, dict | list):
+        return f"{'an object' if isinstance(value, dict) else 'an array'} of {len(value)}"
+    if isinstance(value, str) and len(value) > 80:
+        value = value[:80]
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -166,6 +173,37 @@ def _extension_value(name: str, value: object) -> AttributeValue:
         return value
     kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
     raise _fail(name, f"is {kind} ({_show(value)}); values must be String, Integer or Boolean")
+
+
+def header_size(value: AttributeValue, limit: int) -> int:
+    """The length of the value as a binary-mode header carries it (canonical string,
+    percent-encoded: CE HTTP binding 3.1.3.2); any result over `limit` may be an estimate."""
+    text = canonical(value)
+    if text.isascii() and text.isprintable() and '"' not in text and "%" not in text:
+        return len(text) + text.count(" ") * 2
+    size = len(text.encode("utf-8", "surrogatepass"))
+    # An encoded value is never shorter than its UTF-8 bytes: encode only what may fit.
+    return size if size > limit else len(encode(text))
+
+
+def check_sizes(attributes: Mapping[str, AttributeValue], each: int, total: int) -> None:
+    """Refuse (400) an event whose attributes would not fit in binary-mode headers: a value
+    over `each` bytes, or names and values over `total` bytes together."""
+    used = 0
+    for name, value in attributes.items():
+        size = header_size(value, each)
+        if size > each:
+            raise _fail(
+                name,
+                f"is {size} bytes as a binary-mode header; the limit is {each} bytes per "
+                "attribute (limits.max_attribute_bytes)",
+            )
+        used += len(name) + size
+    if used > total:
+        raise InvalidEvent(
+            f"the attributes take {used} bytes as binary-mode headers (names and values); the "
+            f"limit is {total} bytes for all attributes together (limits.max_attributes_bytes)"
+        )
 
 
 def validate(raw: Mapping[str, object]) -> dict[str, AttributeValue]:

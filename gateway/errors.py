@@ -36,12 +36,14 @@ class GatewayError(Exception):
         *,
         index: int | None = None,
         errors: Sequence[Violation] = (),
+        truncated: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.index = index
         self.errors = tuple(errors)
+        self.truncated = truncated  # `errors` lists only some of the violations
         self.headers = {**self.default_headers, **(headers or {})}
 
     def at(self, index: int) -> GatewayError:
@@ -60,6 +62,8 @@ class GatewayError(Exception):
             body["index"] = self.index
         if self.errors:
             body["errors"] = [e.as_json() for e in self.errors]
+        if self.truncated:
+            body["truncated"] = True
         return body
 
 

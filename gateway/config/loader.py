@@ -20,6 +20,7 @@ from gateway.config.model import Source as SourceSpec
 from gateway.config.sections import (
     read_dispatch,
     read_egress,
+    read_limits,
     read_producer_attribute,
     read_producers,
     read_server,
@@ -34,7 +35,7 @@ __all__ = ["collect", "load", "parse_duration"]
 
 GATEWAY_KEYS = (
     "server", "store", "schemas", "sources", "subscriptions", "validation", "dedupe_window",
-    "retention", "defaults", "producers", "producer_attribute", "dispatch", "egress",
+    "retention", "defaults", "producers", "producer_attribute", "dispatch", "egress", "limits",
 )  # fmt: skip
 DEFAULTS_KEYS = ("delivery", "headers")
 VALIDATION_KEYS = ("unknown_types",)
@@ -94,6 +95,7 @@ def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
         kw["producer_attribute"] = read_producer_attribute(main, raw["producer_attribute"])
     kw["dispatch"] = read_dispatch(main, raw.get("dispatch"))
     kw["egress"] = read_egress(main, raw.get("egress"))
+    kw["limits"] = read_limits(main, raw.get("limits"))
     return {k: v for k, v in kw.items() if v is not None}
 
 

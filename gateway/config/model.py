@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.egress import EgressPolicy
+from gateway.limits import Limits
 
 if TYPE_CHECKING:
     from gateway.ingest.sources.templates import Template
@@ -158,6 +159,7 @@ class Config:
     producer_attribute: str | None = None
     dispatch: Dispatch = field(default_factory=Dispatch)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    limits: Limits = field(default_factory=Limits)  # per-event attribute sizes
 
     def subscription(self, name: str) -> Subscription | None:
         for sub in self.subscriptions:

@@ -1,4 +1,5 @@
-"""The sections of gateway.yaml other than subscriptions: server, store, producers, dispatch."""
+"""The sections of gateway.yaml other than subscriptions: server, store, producers, dispatch,
+limits."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway.config.fields import Source
 from gateway.config.files import join
 from gateway.config.model import TLS, Dispatch, Producer, Server
 from gateway.egress import EgressPolicy, Network
+from gateway.limits import Limits
 
 SERVER_KEYS = (
     "host", "port", "max_body_bytes", "shutdown_grace", "tls",
@@ -32,6 +34,9 @@ CORE_ATTRIBUTES = frozenset(
 EGRESS_KEYS = ("allow", "deny", "deny_private")
 DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+LIMITS_KEYS = ("max_attribute_bytes", "max_attributes_bytes")
+# An attribute limit below this could not hold an event's required attributes.
+MIN_ATTRIBUTE_BYTES = 256
 
 
 def read_server(src: Source, value: Any, base: Path) -> Server:
@@ -226,3 +231,19 @@ def read_dispatch(src: Source, value: Any) -> Dispatch:
         else:
             kw[key] = f.duration(src, raw[key], at, positive=True)
     return Dispatch(**{k: v for k, v in kw.items() if v is not None})
+
+
+def read_limits(src: Source, value: Any) -> Limits:
+    parts: Parts = ("limits",)
+    raw = f.section(src, value, parts, LIMITS_KEYS)
+    kw: dict[str, Any] = {}
+    for key in LIMITS_KEYS:
+        if key in raw:
+            kw[key] = f.integer(src, raw[key], (*parts, key), MIN_ATTRIBUTE_BYTES)
+    limits = Limits(**{k: v for k, v in kw.items() if v is not None})
+    if limits.max_attribute_bytes > limits.max_attributes_bytes:
+        src.report(
+            (*parts, "max_attribute_bytes"),
+            "must be <= limits.max_attributes_bytes (the limit for all attributes together)",
+        )
+    return limits

@@ -1,15 +1,19 @@
 """Content modes of the CloudEvents HTTP binding: detect the mode and parse a message into events.
 
 Pure functions over a message's headers and body bytes (no I/O). Binary mode keeps `data` byte
-for byte; structured and batched mode accept the JSON format only. Every failure is a
-`GatewayError`: `InvalidEvent` (400) or `UnsupportedMediaType` (415).
+for byte; structured and batched mode accept the JSON format only and keep the JSON text of
+`data` as received (parsed only to be validated and filtered), so big integers, `-0` and `1E2`
+leave as they came. JSON text deeper than `gateway.limits.MAX_DEPTH` is refused before it is
+parsed. Every failure is a `GatewayError`: `InvalidEvent` (400) or `UnsupportedMediaType` (415).
 """
 
 from __future__ import annotations
 
 import base64
 import enum
+from typing import Any
 
+import msgspec
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -18,12 +22,12 @@ from gateway.attributes import validate
 from gateway.errors import GatewayError, InvalidEvent, UnsupportedMediaType
 from gateway.event import (
     REQUIRED,
-    AttributeValue,
     DataKind,
     Event,
     is_json_media_type,
     is_text_media_type,
 )
+from gateway.limits import BATCH_ENVELOPE, STRUCTURED_ENVELOPE, check_depth
 
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]
 
@@ -35,6 +39,10 @@ _UTF8 = "utf-8"
 # Content-Type spellings already found acceptable: producers repeat the same few.
 _ACCEPTED: set[str] = set()
 _ACCEPTED_MAX = 64
+# The members of a JSON object, each as its JSON text (JSON format 3: a structured event);
+# the items of a JSON array likewise (JSON format 4: a batch).
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class ContentMode(enum.Enum):
@@ -89,9 +97,10 @@ def _check_format(content_type: str, expected: str) -> None:
         _ACCEPTED.add(content_type)
 
 
-def _load_json(body: bytes, what: str) -> object:
+def _load_json(body: bytes, what: str, envelope: int = 0) -> Any:
     if not body:
         raise InvalidEvent(f"the body is empty; {what} must be JSON")
+    check_depth(body, "the body", envelope)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -108,41 +117,84 @@ def _decode_base64(encoded: object) -> bytes:
         raise InvalidEvent(f"'data_base64' is not valid Base64: {exc}") from exc
 
 
-def _json_data(attributes: dict[str, AttributeValue], data: object) -> Event:
-    try:
-        encoded = orjson.dumps(data)
-    except orjson.JSONEncodeError as exc:
-        raise InvalidEvent(f"'data' cannot be encoded as JSON: {exc}") from exc
-    return Event(attributes, encoded, DataKind.JSON, data)
-
-
 def parse_structured(obj: object) -> Event:
-    """One JSON-format event (CE JSON format 3), already decoded by orjson."""
+    """One JSON-format event (CE JSON format 3) already decoded by orjson; JSON `data` is
+    encoded again (for tools such as `gateway route`; ingest keeps the text as received)."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"a structured-mode event must be a JSON object, not {_json_kind(obj)}")
     raw = dict(obj)
-    has_data = "data" in raw
-    data = raw.pop("data", None)
+    if "data" not in raw:
+        return _structured(raw, None)
+    data = raw.pop("data")
+    return _structured(raw, _Data(data, None))
+
+
+def _member(text: bytes | memoryview) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"the body is not valid JSON ({_STRUCTURED_JSON}): {exc}") from exc
+
+
+def _structured_text(body: bytes | memoryview) -> Event:
+    """One JSON-format event from its JSON text, keeping the text of `data` as received."""
+    try:
+        members = _MEMBERS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # Not an object, or malformed: orjson names the fault as for every other body.
+        obj = _member(body)
+        if isinstance(obj, dict):
+            raise InvalidEvent(f"the body is not valid JSON ({_STRUCTURED_JSON}): {exc}") from exc
+        return parse_structured(obj)
+    text = members.pop("data", None)
+    # Every member is parsed by orjson, so nothing passes that it would refuse in one body.
+    raw = {name: _member(memoryview(value)) for name, value in members.items()}
+    if text is None:
+        return _structured(raw, None)
+    data = bytes(text)
+    return _structured(raw, _Data(_member(data), data))
+
+
+class _Data:
+    """The `data` member of a JSON-format event: its value, and its JSON text when known."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, value: object, text: bytes | None) -> None:
+        self.value = value
+        self.text = text
+
+    def encoded(self) -> bytes:
+        if self.text is not None:
+            return self.text
+        try:
+            return orjson.dumps(self.value)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidEvent(f"'data' cannot be encoded as JSON: {exc}") from exc
+
+
+def _structured(raw: dict[str, object], data: _Data | None) -> Event:
+    """The event of a JSON-format object whose `data` member is `data` (None: absent)."""
     encoded = raw.pop("data_base64", None)  # null means absent, like any unset member
     attributes = validate(raw)
     if encoded is not None:
-        if has_data:
+        if data is not None:
             raise InvalidEvent("'data' and 'data_base64' are mutually exclusive (JSON format 3.1)")
         return Event(attributes, _decode_base64(encoded), DataKind.BINARY)
-    if not has_data:
+    if data is None:
         return Event(attributes)
     content_type = attributes.get("datacontenttype")
     media = content_type if isinstance(content_type, str) else None
-    # CE JSON format 3.1: JSON media type (or none) -> `data` is a JSON value, never re-parsed.
+    # CE JSON format 3.1: JSON media type (or none) -> `data` is a JSON value, kept as its text.
     if is_json_media_type(media):
-        return _json_data(attributes, data)
-    if not isinstance(data, str):
+        return Event(attributes, data.encoded(), DataKind.JSON, data.value)
+    if not isinstance(data.value, str):
         raise InvalidEvent(
             f"'data' must be a string when datacontenttype is {media!r} (not JSON), "
-            f"not {_json_kind(data)}; use data_base64 for binary data"
+            f"not {_json_kind(data.value)}; use data_base64 for binary data"
         )
     try:
-        text = data.encode("utf-8")
+        text = data.value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidEvent("'data' contains an unpaired surrogate") from exc
     return Event(attributes, text, DataKind.TEXT)
@@ -162,14 +214,21 @@ def _json_kind(value: object) -> str:
 
 def _parse_batch(body: bytes) -> list[Event]:
     # CE JSON format 4: an array of JSON-format events, possibly empty.
-    doc = _load_json(body, _BATCH_JSON)
-    if not isinstance(doc, list):
-        raise InvalidEvent(f"a batch must be a JSON array, not {_json_kind(doc)}")
+    if not body:
+        raise InvalidEvent(f"the body is empty; {_BATCH_JSON} must be JSON")
+    check_depth(body, "the body", BATCH_ENVELOPE)
+    try:
+        items = _ITEMS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        doc = _load_json(body, _BATCH_JSON, BATCH_ENVELOPE)
+        if isinstance(doc, list):
+            raise InvalidEvent(f"the body is not valid JSON ({_BATCH_JSON}): {exc}") from exc
+        raise InvalidEvent(f"a batch must be a JSON array, not {_json_kind(doc)}") from None
     events: list[Event] = []
     first: object = None
-    for index, item in enumerate(doc):
+    for index, item in enumerate(items):
         try:
-            event = parse_structured(item)
+            event = _structured_text(memoryview(item))
         except GatewayError as error:
             raise error.at(index) from None
         version = event.attributes["specversion"]
@@ -263,4 +322,7 @@ def parse(headers: Headers, body: bytes) -> tuple[ContentMode, list[Event]]:
         return mode, _parse_batch(body)
     _check_format(content_type, _STRUCTURED_JSON)
     # CE HTTP binding 3.2: the body is authoritative; ce- headers are ignored.
-    return mode, [parse_structured(_load_json(body, _STRUCTURED_JSON))]
+    if not body:
+        raise InvalidEvent(f"the body is empty; {_STRUCTURED_JSON} must be JSON")
+    check_depth(body, "the body", STRUCTURED_ENVELOPE)
+    return mode, [_structured_text(body)]

@@ -57,7 +57,12 @@ def authenticate(
     token = _token(headers, query)
     if token is None:
         raise Unauthorized("a bearer token is required to publish", headers=_CHALLENGE)
-    presented = token.encode()
+    # Header bytes that are not UTF-8 arrive as surrogate escapes (aiohttp): they are bytes
+    # that match no configured token, not a fault of the gateway.
+    try:
+        presented = token.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise Unauthorized("the bearer token is not valid", headers=_CHALLENGE) from None
     found: Producer | None = None
     for producer in producers:
         for known in producer.tokens:

@@ -20,11 +20,19 @@ Rules (the user-facing contract, "Schemas"):
 - `format` is asserted (date-time, email, uri, uuid, ...) in every draft; unknown formats pass.
 - Only JSON data can match a schema: a governed event without data, or with text or binary data,
   fails at pointer "".
-- Violations carry RFC 6901 pointers into `data`, sorted by location; every one is listed.
+- Violations carry RFC 6901 pointers into `data`, sorted by location; at most `MAX_VIOLATIONS`
+  are listed (`truncated` says when there were more), and data over `FULL_LISTING_BYTES` is
+  checked up to its first violation only: the work spent on invalid data stays bounded.
 """
 
 from __future__ import annotations
 
-from gateway.schemas.registry import UNKNOWN_TYPES, SchemaRegistry, Verdict
+from gateway.schemas.registry import (
+    FULL_LISTING_BYTES,
+    MAX_VIOLATIONS,
+    UNKNOWN_TYPES,
+    SchemaRegistry,
+    Verdict,
+)
 
-__all__ = ["UNKNOWN_TYPES", "SchemaRegistry", "Verdict"]
+__all__ = ["FULL_LISTING_BYTES", "MAX_VIOLATIONS", "UNKNOWN_TYPES", "SchemaRegistry", "Verdict"]

@@ -3,7 +3,11 @@
 Validators are compiled once at load with `jsonschema_rs` against an offline registry of every
 schema file (see `gateway.schemas.refs`); its retriever refuses every URI, so nothing is ever
 fetched. The same compiled validator answers the happy path (`is_valid`) and, only when that
-fails, lists every violation, so both always agree (formats included).
+fails, lists the violations, so both always agree (formats included).
+
+The work spent on invalid data is bounded: the list stops at `MAX_VIOLATIONS`, and for data
+larger than `FULL_LISTING_BYTES` only the first violation is looked for (the validator builds
+its whole error list at once, at a cost that grows with the number of violations).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from gateway.schemas.drafts import meta_problems
 from gateway.schemas.refs import Linkage, link, normalize_id
 
 UNKNOWN_TYPES = ("accept", "reject")
+# A 422 lists at most this many violations (and says `truncated` when there were more).
+MAX_VIOLATIONS = 100
+# Data over this size (JSON text) is checked up to its first violation only.
+FULL_LISTING_BYTES = 16 * 1024
 _DETAIL_LIMIT = 300  # a message quoting a large instance is cut here
 # `format` is asserted in every draft: most users expect "date-time" or "email" to be checked
 # (2020-12 Validation 7.2 makes it an annotation unless asserted). Unknown formats pass.
@@ -37,13 +45,17 @@ class Verdict:
     valid: bool
     schema: str | None  # the `$id` (or the file's path in the schemas folder) used; None: none
     errors: tuple[Violation, ...] = ()
+    truncated: bool = False  # `errors` lists only some of the violations
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "valid": self.valid,
             "schema": self.schema,
             "errors": [e.as_json() for e in self.errors],
         }
+        if self.truncated:
+            body["truncated"] = True
+        return body
 
 
 _UNGOVERNED = Verdict(True, None)
@@ -59,18 +71,31 @@ class _Schema:
         if event.kind is DataKind.NONE or event.data is None:
             return self._fail(Violation("", f"data is required by schema {self.name}"))
         if event.kind is not DataKind.JSON:
-            media = event.datacontenttype or "unknown media type"
-            return self._fail(Violation("", f"data is not JSON ({media}); schema {self.name} "
-                                            "applies to JSON data"))  # fmt: skip
+            return self._fail(Violation("", _not_json(event.datacontenttype, self.name)))
         value = event.value
         if value is UNPARSED:
             try:
                 value = orjson.loads(event.data)
             except orjson.JSONDecodeError as exc:
                 return self._fail(Violation("", f"data is not valid JSON: {exc}"))
-        if self.validator.is_valid(value):
-            return self.passed
-        return Verdict(False, self.name, _violations(self.validator.iter_errors(value)))
+        try:
+            if self.validator.is_valid(value):
+                return self.passed
+            if len(event.data) > FULL_LISTING_BYTES:
+                return self._first(value)
+            found, more = _violations(self.validator.iter_errors(value), MAX_VIOLATIONS)
+        except ValueError as exc:  # the validator's own limits (recursion); a safety net
+            return self._fail(Violation("", f"data cannot be checked: {_first_line(exc)}"))
+        return Verdict(False, self.name, found, more)
+
+    def _first(self, value: Any) -> Verdict:
+        """The first violation only: listing them all would cost time in proportion."""
+        try:
+            self.validator.validate(value)
+        except jsonschema_rs.ValidationError as error:
+            found, _ = _violations((error,), MAX_VIOLATIONS)
+            return Verdict(False, self.name, found, True)
+        return self.passed  # unreachable while is_valid and validate agree
 
     def _fail(self, violation: Violation) -> Verdict:
         return Verdict(False, self.name, (violation,))
@@ -130,18 +155,37 @@ class SchemaRegistry:
         raise ValueError(f"unknown_types must be one of {UNKNOWN_TYPES}, not {unknown_types!r}")
 
     def validate(self, event: Event, unknown_types: str = "accept") -> None:
-        """Raise `SchemaViolation` (422) listing every violation when the data does not match."""
+        """Raise `SchemaViolation` (422) listing the violations when the data does not match."""
         verdict = self.verdict(event, unknown_types)
         if verdict.valid:
             return
         if verdict.schema is None:
             raise SchemaViolation(f"no schema for type {event.type}", errors=verdict.errors)
         count = len(verdict.errors)
+        if not verdict.truncated:
+            summary = f"{count} violation" + ("" if count == 1 else "s")
+        elif count == MAX_VIOLATIONS:
+            summary = f"more than {count} violations; the first {count} are listed"
+        else:
+            summary = (
+                f"data over {FULL_LISTING_BYTES} bytes is checked up to its first violation"
+            )
         raise SchemaViolation(
-            f"data does not match schema {verdict.schema}: {count} violation"
-            + ("" if count == 1 else "s"),
+            f"data does not match schema {verdict.schema}: {summary}",
             errors=verdict.errors,
+            truncated=verdict.truncated,
         )
+
+
+def _not_json(media: str | None, schema: str) -> str:
+    """Why data that is not JSON fails a schema, and what the producer should send instead."""
+    said = "it has no media type" if media is None else f"its media type is {media}"
+    return (
+        f"data is not JSON ({said}); schema {schema} applies to JSON data: send the "
+        "Content-Type header application/json (binary mode) or the datacontenttype attribute "
+        "application/json (structured mode), or leave datacontenttype out and put the JSON "
+        "value in data (structured mode)"
+    )
 
 
 def _refuse(uri: str) -> Any:
@@ -210,8 +254,11 @@ def _escape(token: str | int) -> str:
     return str(token).replace("~", "~0").replace("/", "~1")
 
 
-def _violations(errors: Iterable[jsonschema_rs.ValidationError]) -> tuple[Violation, ...]:
-    """Every violation with a pointer into `data`, sorted by location, without repeats."""
+def _violations(
+    errors: Iterable[jsonschema_rs.ValidationError], cap: int
+) -> tuple[tuple[Violation, ...], bool]:
+    """At most `cap` violations with a pointer into `data`, sorted by location, without
+    repeats; and whether more were left out."""
     found: dict[Violation, tuple[tuple[int, int, str], ...]] = {}
     for error in errors:
         path = list(error.instance_path)
@@ -226,7 +273,10 @@ def _violations(errors: Iterable[jsonschema_rs.ValidationError]) -> tuple[Violat
                 _add(found, [*path, name], f"property {name!r} is not allowed")
         else:
             _add(found, path, error.message)
-    return tuple(sorted(found, key=lambda v: (found[v], v.detail)))
+        if len(found) > cap:
+            break
+    ordered = sorted(found, key=lambda v: (found[v], v.detail))
+    return tuple(ordered[:cap]), len(ordered) > cap
 
 
 def _add(

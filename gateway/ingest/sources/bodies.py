@@ -1,6 +1,7 @@
 """A provider's request body as CloudEvent data, plus the value that `{body.*}` references read.
 
-- JSON (`*/json`, `*/*+json`): the data is the JSON value, kept as the bytes received.
+- JSON (`*/json`, `*/*+json`): the data is the JSON value, kept as the bytes received; JSON
+  nested deeper than `gateway.limits.MAX_DEPTH` is refused (400) before it is parsed.
 - `application/x-www-form-urlencoded`: the data is the body byte for byte; references read the
   fields as a JSON object (a field sent once is a string, a field repeated is a list of its
   values in order). With a payload field configured (GitHub and Slack send `payload=<json>`),
@@ -23,6 +24,7 @@ from gateway.errors import InvalidEvent
 from gateway.event import UNPARSED, DataKind, is_json_media_type, is_text_media_type
 from gateway.ingest.modes import charset
 from gateway.ingest.sources.templates import NOTHING
+from gateway.limits import check_depth
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -52,6 +54,7 @@ def _media(content_type: str) -> str:
 
 
 def _json(body: bytes, what: str) -> Any:
+    check_depth(body, what)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -19,7 +19,14 @@ from aiohttp import web
 from gateway.config.model import Source
 from gateway.errors import Backpressure, GatewayError, NotFound
 from gateway.ingest.context import INGEST
-from gateway.ingest.http import RETRY_AFTER_BACKLOG, accept, options_events, read_body, refused
+from gateway.ingest.http import (
+    RETRY_AFTER_BACKLOG,
+    accept,
+    offload,
+    options_events,
+    read_body,
+    refused,
+)
 from gateway.ingest.problems import SENDER
 from gateway.ingest.sources import bodies, presets, verify
 from gateway.ingest.sources.mapping import normalize
@@ -38,8 +45,9 @@ async def _post(request: web.Request, source: Source) -> web.Response:
     headers = first_values(request.headers.items(), lower=True)
     query = first_values(request.query.items(), lower=False)
     verify.check(source.verify, body, headers, query, gw.clock())
-    parsed = bodies.decode(
-        bodies.request_content_type(request.headers.items()), body, source.payload_field
+    content_type = bodies.request_content_type(request.headers.items())
+    parsed = await offload(
+        request.app, len(body), bodies.decode, content_type, body, source.payload_field
     )
     answer = presets.handshake(source.handshake, parsed.view)
     if answer is not None:
@@ -50,7 +58,7 @@ async def _post(request: web.Request, source: Source) -> web.Response:
             headers={"Retry-After": RETRY_AFTER_BACKLOG},
         )
     event = normalize(source, Inputs(headers, query, parsed.view), parsed, _mint)
-    return await accept(gw, [event], batch=False, producer=None)
+    return await accept(request.app, [event], batch=False, producer=None)
 
 
 def _mint() -> str:

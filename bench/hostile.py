@@ -8,6 +8,7 @@ that each break the event type's schema (three violations apiece), while a good 
   hostile_p99_ms       the good producer's p99 (target <= 50 ms)
   hostile_p50_ms       its median
   hostile_rss_ratio    the gateway's resident memory after the phase over before it (<= 1.5)
+  hostile_worker_rss_mb  the resident memory of its worker process for large bodies, after
   hostile_requests     poison requests answered during the phase, by status
 """
 
@@ -78,6 +79,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def children_rss_mb(pid: int) -> float:
+    """The resident memory of the gateway's child processes (its worker for large bodies)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mb(int(child))
+    return total
+
+
 def good_producer(port: int, seconds: float, start: int = 0) -> list[float]:
     """Post good events at GOOD_RATE for `seconds`; the latency of each 202, in ms."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -145,6 +155,7 @@ def phase(work: Path, seconds: float) -> dict[str, Any]:
         out, _ = flood.communicate(timeout=seconds + 60)
         time.sleep(1.0)
         after = rss_mb(gw.pid)
+        worker = children_rss_mb(gw.pid)
     return {
         "hostile_p50_ms": round(percentile(latencies, 0.50), 2),
         "hostile_p99_ms": round(percentile(latencies, 0.99), 2),
@@ -152,6 +163,7 @@ def phase(work: Path, seconds: float) -> dict[str, Any]:
         "hostile_requests": json.loads(out.decode().strip().splitlines()[-1]),
         "hostile_rss_mb": [round(before, 1), round(after, 1)],
         "hostile_rss_ratio": round(after / before, 3),
+        "hostile_worker_rss_mb": round(worker, 1),
     }
 
 

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -31,7 +31,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.event import Event
-from gateway.ingest import modes
+from gateway.ingest import heavy, modes
 from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
@@ -54,25 +54,33 @@ def refused(status: int, detail: str) -> None:
         refusals.warning("ingest refused with %d: %s", status, detail)
 
 # Parsing 1 MB of JSON into Python objects takes 10-40 ms of CPU; below this size it takes
-# well under a millisecond and stays on the event loop.
-OFFLOAD_BYTES = 64 * 1024
-HEAVY = web.AppKey("heavy", ThreadPoolExecutor)
+# well under a millisecond and stays on the event loop. Larger bodies of /events go to the
+# worker process (`heavy.py`); the Python objects of large source bodies, which the templates
+# read, are made in a thread.
+OFFLOAD_BYTES = heavy.PROCESS_BYTES
+THREAD = web.AppKey("ingest_thread", ThreadPoolExecutor)
+HEAVY = web.AppKey("ingest_process", heavy.HeavyWork)
 _T = TypeVar("_T")
 
 
 async def offload(app: web.Application, size: int, work: Callable[..., _T], *args: object) -> _T:
-    """`work(*args)` on the event loop when `size` is small, else in the ingest worker thread."""
+    """`work(*args)` on the event loop when `size` is small, else in the ingest thread."""
     if size <= OFFLOAD_BYTES:
         return work(*args)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(app[HEAVY], functools.partial(work, *args))
+    return await loop.run_in_executor(app[THREAD], functools.partial(work, *args))
 
 
-async def _heavy_worker(app: web.Application) -> AsyncIterator[None]:
-    # One thread: large bodies wait for each other, not the loop (and memory stays bounded).
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    # One thread and one process: large bodies wait for each other, not the loop.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-ingest-heavy")
-    app[HEAVY] = pool
+    app[THREAD] = pool
+    config = app[INGEST].config
+    process = heavy.HeavyWork(config.schemas, config.unknown_types)
+    process.start()
+    app[HEAVY] = process
     yield
+    process.close()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -144,8 +152,10 @@ async def accept(
     *,
     batch: bool,
     producer: str | None = None,
+    verdicts: Sequence[heavy.Verdict] | None = None,
 ) -> web.Response:
-    """Validate, route and durably store the events of one request; all or nothing."""
+    """Validate, route and durably store the events of one request; all or nothing.
+    `verdicts`: the schema verdicts the worker process already reached for these events."""
     gw = app[INGEST]
     routed: list[NewEvent] = []
     limits = gw.config.limits
@@ -154,8 +164,12 @@ async def accept(
             # What is accepted must fit in a binary-mode delivery's headers: an attribute
             # that no binary-mode subscriber would take is refused here, not dead-lettered.
             check_sizes(event.attributes, limits.max_attribute_bytes, limits.max_attributes_bytes)
-            size = len(event.data or b"")
-            await offload(app, size, gw.registry.validate, event, gw.config.unknown_types)
+            if verdicts is not None:
+                heavy.raise_for(verdicts[index])
+            elif len(event.data or b"") > OFFLOAD_BYTES:
+                await app[HEAVY].validate(event)
+            else:
+                gw.registry.validate(event, gw.config.unknown_types)
         except GatewayError as error:
             raise (error.at(index) if batch else error) from None
         subscriptions = gw.router.route(event)
@@ -213,7 +227,11 @@ async def post_events(request: web.Request) -> web.Response:
                 headers={"Retry-After": RETRY_AFTER_BACKLOG},
             )
         body = await read_body(request, config.server.max_body_bytes)
-        mode, events = await offload(request.app, len(body), modes.parse, request.headers, body)
+        verdicts: list[heavy.Verdict] | None = None
+        if len(body) > OFFLOAD_BYTES:
+            mode, events, verdicts = await request.app[HEAVY].parse(request.headers, body)
+        else:
+            mode, events = modes.parse(request.headers, body)
         batch = mode is modes.ContentMode.BATCH
         for index, event in enumerate(events):
             try:
@@ -222,7 +240,7 @@ async def post_events(request: web.Request) -> web.Response:
                 raise (error.at(index) if batch else error) from None
         events = [stamp(event, config.producer_attribute, producer) for event in events]
         name = producer.name if producer else None
-        return await accept(request.app, events, batch=batch, producer=name)
+        return await accept(request.app, events, batch=batch, producer=name, verdicts=verdicts)
     except GatewayError as error:
         gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
         refused(error.status, error.detail)
@@ -241,6 +259,6 @@ async def options_events(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(_heavy_worker)
+    app.cleanup_ctx.append(_workers)
     app.router.add_post("/events", post_events)
     app.router.add_route("OPTIONS", "/events", options_events)

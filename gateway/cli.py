@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -193,10 +195,15 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: Config, registry: SchemaRegistry) -> None:
-    """Run until SIGTERM/SIGINT: stop accepting, let in-flight work finish, stop."""
+async def serve(config: Config, registry: SchemaRegistry, worker: int | None = None) -> None:
+    """Run until SIGTERM/SIGINT: stop accepting, let in-flight work finish, stop. A `worker` of
+    `serve --workers` shares the port (SO_REUSEPORT) and has its own replica identity."""
     from gateway.app import assemble, build
     from gateway.ops.connections import GatewayRunner
+    from gateway.store.pgurl import for_worker
+
+    if worker is not None:
+        config = dataclasses.replace(config, store_url=for_worker(config.store_url, worker))
 
     gw = assemble(config, registry)
     runner = GatewayRunner(
@@ -212,6 +219,7 @@ async def serve(config: Config, registry: SchemaRegistry) -> None:
             ssl_context=_ssl_context(config),
             shutdown_timeout=config.server.shutdown_grace,
             reuse_address=True,
+            reuse_port=worker is not None,
         )
         await site.start()
         log.info("gateway %s listening on %s", __version__, site.name)
@@ -230,11 +238,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.ops.logs import configure
 
     configure(logging.DEBUG if args.verbose else logging.INFO)
-    config, registry, problems = load_all(_config_path(args.config))
+    path = _config_path(args.config)
+    config, registry, problems = load_all(path)
     if _fatal(problems) or config is None or registry is None:
         return 1
+    if args.workers > 1:
+        return _supervise(config, str(path), args)
     try:
-        asyncio.run(serve(config, registry))
+        asyncio.run(serve(config, registry, args.worker))
     except GatewayError as exc:
         print(f"gateway: {exc.detail}", file=sys.stderr)
         return 1
@@ -242,6 +253,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _supervise(config: Config, path: str, args: argparse.Namespace) -> int:
+    from gateway.workers import Supervisor, command
+
+    if urlsplit(config.store_url or config.store).scheme not in ("postgresql", "postgres"):
+        print(
+            "gateway serve: --workers needs a PostgreSQL store: a SQLite file is owned by one "
+            "process (it holds a lock on it), so run one worker, or use store: postgresql://...",
+            file=sys.stderr,
+        )
+        return 1
+    return Supervisor(command(path, args.verbose), args.workers, config.server.shutdown_grace).run()
+
+
+def _workers(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be a whole number >= 1")
+    return count
 
 
 # -- send, sink -------------------------------------------------------------------------------
@@ -324,6 +358,11 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     serve_p = commands.add_parser("serve", parents=[common], help="run the gateway")
     serve_p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve_p.add_argument(
+        "--workers", type=_workers, default=1,
+        help="processes sharing the port and the database (PostgreSQL store only)",
+    )
+    serve_p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     serve_p.set_defaults(run=cmd_serve)
     check_p = commands.add_parser("check", parents=[common], help="validate config and schemas")
     check_p.add_argument("--json", action="store_true", help="same as --format json")

@@ -6,6 +6,7 @@ else goes to the driver. Errors never repeat the URL (it may hold a password).
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,3 +64,14 @@ def parse_url(url: str) -> tuple[str, PoolSettings]:
     return urlunsplit(parts._replace(query=urlencode(rest))), settings
 
 
+
+
+def for_worker(url: str, index: int) -> str:
+    """The store URL of worker `index` of `gateway serve --workers`: the same database, its own
+    replica identity (`<replica or host name>-w<index>`)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    replica = dict(query).get("replica") or socket.gethostname()
+    query = [(key, value) for key, value in query if key != "replica"]
+    query.append(("replica", f"{replica}-w{index}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -24,9 +24,15 @@ def free_port() -> int:
 
 class Process:
     def __init__(
-        self, config: Path, port: int, log: Path, tls: ssl.SSLContext | None = None
+        self,
+        config: Path,
+        port: int,
+        log: Path,
+        tls: ssl.SSLContext | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.config, self.port, self.log, self.tls = config, port, log, tls
+        self.extra = extra  # more `gateway serve` options
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,7 +42,7 @@ class Process:
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "-c", str(self.config)],
+                [sys.executable, "-m", "gateway", "serve", "-c", str(self.config), *self.extra],
                 stdout=out, stderr=out, cwd=ROOT,
             )
         deadline = time.monotonic() + 20

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, eventloop
 from gateway.checks import subscriptions_against_schemas
 from gateway.config.loader import collect
 from gateway.config.model import Config
@@ -198,7 +198,9 @@ async def serve(config: Config, registry: SchemaRegistry) -> None:
             reuse_address=True,
         )
         await site.start()
-        log.info("gateway %s listening on %s", __version__, site.name)
+        log.info(
+            "gateway %s listening on %s (event loop: %s)", __version__, site.name, eventloop.name()
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -218,7 +220,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if _fatal(problems) or config is None or registry is None:
         return 1
     try:
-        asyncio.run(serve(config, registry))
+        with asyncio.Runner(loop_factory=eventloop.factory()) as runner:
+            runner.run(serve(config, registry))
     except GatewayError as exc:
         print(f"gateway: {exc.detail}", file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@
                          counted from the start of the load to the last arrival once the
                          backlog has drained
   ingest_live_eps        events accepted per second during that phase (ingest while delivering)
+  fanout_cpu_us_per_event  the gateway's CPU time (user + system) in that phase per event
+                         fanned out: steadier than rates on a shared machine
   fanout_latency_p50_ms / _p99_ms at 500 and 1,000 events/s offered (open loop) to 3
                          subscribers: ingest to arrival, every delivery counted, late ones too
   slow_neighbour_p99_ms  a healthy subscription's p99 at 200 events/s offered while four others
@@ -90,6 +92,15 @@ def gateway(work: Path, name: str, port: int, subscriptions: list[dict[str, Any]
             f"http://127.0.0.1:{port}/readyz", work / f"gw-{name}.log")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux); None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def live(sub_url: str, paths: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"name": path, "sink": f"{sub_url}/{path}",
              "delivery": {"max_in_flight": 64, "timeout": "10s"}} for path in paths]
@@ -132,8 +143,9 @@ def fanout_phases(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/events"
-    with process(*gateway(work, "fanout", port, live(sub_url, SINKS))):
+    with process(*gateway(work, "fanout", port, live(sub_url, SINKS))) as gw:
         reset(sub_url)
+        cpu = cpu_seconds(gw.pid)
         started = time.time()
         run = closed_load(url, phase, "gf")
         result["ingest_live_eps"] = round(run["accepted"] / run["seconds"], 1)
@@ -144,6 +156,9 @@ def fanout_phases(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
         result["fanout_delivered"] = delivered
         result["fanout_drain_s"] = round(last - started - run["seconds"], 1)
         result["fanout_eps"] = round(delivered / max(last - started, run["seconds"]), 1)
+        if cpu is not None:
+            used = (cpu_seconds(gw.pid) or cpu) - cpu
+            result["fanout_cpu_us_per_event"] = round(used / max(delivered, 1) * 1e6)
 
         for rate in (500, 1000):
             latencies = open_loop(sub_url, url, rate, phase, f"gl{rate}", SINKS)

@@ -152,7 +152,8 @@ async def test_serve_logs_failed_attempts_not_successes_and_runs_on_uvloop(
     lines = gateway.log.read_text().splitlines()
     # A failed attempt is logged at INFO with its fields; a delivered one only at DEBUG (-v).
     failed = [line for line in lines if "subscription=refused" in line]
-    assert failed and " INFO gateway.delivery delivery retry" in failed[0], lines
+    assert failed, lines
+    assert " INFO gateway.delivery delivery retry" in failed[0]
     assert "error=connection refused" in failed[0]
     assert not [line for line in lines if "subscription=healthy" in line], lines
     # uvloop is a dependency wherever it is built (not on Windows).

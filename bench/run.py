@@ -13,6 +13,8 @@ Phases, each against fresh processes and a fresh store:
   latency_*_ms      ingest -> subscriber arrival at a fixed offered load of 500 events/s
   rss_mb            the gateway process's peak resident memory over the run
   hostile_*         a good producer's latency while 8 clients send poison (see bench/hostile.py)
+  fanout phases     three live subscribers per event, against a bare fan-out server, with wrk
+                    when installed: see bench/fanout.py
 With --store postgresql://..., the ingest and e2e phases again on the PostgreSQL store, each in
 a fresh schema: with one replica (pg_ingest_eps_1, pg_e2e_eps_1) and with two replicas on one
 database, the load split over both (pg_ingest_eps_2, pg_e2e_eps_2).
@@ -280,6 +282,10 @@ def main() -> None:
                 result["latency_p50_ms"] = round(percentile(latencies, 0.50), 2)
                 result["latency_p99_ms"] = round(percentile(latencies, 0.99), 2)
                 rss = max(rss, peak_rss_mb(gw.pid))
+
+            from fanout import fanout_phases
+
+            result.update(fanout_phases(phase, sub_url, work))
 
             if args.store:
                 result.update(pg_phases(args.store, phase, sub_url, work))

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
-from gateway import __version__
+from gateway import __version__, eventloop
 from gateway.checks import sinks_against_egress, subscriptions_against_schemas
 from gateway.config.files import display
 from gateway.config.loader import collect
@@ -222,7 +222,9 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
             reuse_port=worker is not None,
         )
         await site.start()
-        log.info("gateway %s listening on %s", __version__, site.name)
+        log.info(
+            "gateway %s listening on %s (event loop: %s)", __version__, site.name, eventloop.name()
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -245,7 +247,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _supervise(config, str(path), args)
     try:
-        asyncio.run(serve(config, registry, args.worker))
+        with asyncio.Runner(loop_factory=eventloop.factory()) as runner:
+            runner.run(serve(config, registry, args.worker))
     except GatewayError as exc:
         print(f"gateway: {exc.detail}", file=sys.stderr)
         return 1

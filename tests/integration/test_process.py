@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,6 +119,46 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_0(
     assert await asyncio.to_thread(gateway.wait) == 0
     assert recorder.completed == 1  # the in-flight attempt was allowed to finish
     assert "stopped" in gateway.log.read_text()
+
+
+async def test_serve_logs_failed_attempts_not_successes_and_runs_on_uvloop(
+    tmp_path: Path, recorder_server: tuple[Recorder, str], processes: list[Process]
+) -> None:
+    recorder, sink = recorder_server
+    port = free_port()
+    config = write_deployment(
+        tmp_path,
+        [{"name": "healthy", "sink": f"{sink}/hook"},
+         {"name": "refused", "sink": f"http://127.0.0.1:{free_port()}/hook"}],
+        gateway={"server": {"port": port}},
+    )
+    gateway = Process(config, port, tmp_path / "gateway.log")
+    processes.append(gateway)
+    await gateway.start()
+    event = order()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{gateway.url}/events", **structured(event)) as resp,
+    ):
+        assert resp.status == 202
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (
+        recorder.completed and "subscription=refused" in gateway.log.read_text()
+    ):
+        await asyncio.sleep(0.05)
+    gateway.kill(signal.SIGTERM)
+    assert await asyncio.to_thread(gateway.wait) == 0
+    assert recorder.ids == [event.get_id()]
+    lines = gateway.log.read_text().splitlines()
+    # A failed attempt is logged at INFO with its fields; a delivered one only at DEBUG (-v).
+    failed = [line for line in lines if "subscription=refused" in line]
+    assert failed, lines
+    assert " INFO gateway.delivery delivery retry" in failed[0]
+    assert "error=connection refused" in failed[0]
+    assert not [line for line in lines if "subscription=healthy" in line], lines
+    # uvloop is a dependency wherever it is built (not on Windows).
+    loop = "asyncio" if sys.platform == "win32" else "uvloop"
+    assert any(f"(event loop: {loop})" in line for line in lines), lines
 
 
 def test_check_accepts_the_example_deployment() -> None:

@@ -115,3 +115,24 @@ def test_encoded_is_printable_ascii_without_space_quote_or_bare_percent(value: s
 def test_decode_raises_nothing_but_invalid_event(header: str) -> None:
     with contextlib.suppress(InvalidEvent):
         percent.decode(header)
+
+
+def _encode_by_the_letter(value: str) -> str:
+    # CE HTTP binding 3.1.3.2, character by character: space, '"', '%' and everything outside
+    # U+0021..U+007E become the upper-case percent-escapes of their UTF-8 bytes.
+    return "".join(
+        "".join(f"%{byte:02X}" for byte in ch.encode("utf-8"))
+        if ch in ' "%' or not "\x21" <= ch <= "\x7e"
+        else ch
+        for ch in value
+    )
+
+
+@given(st.text() | st.text(alphabet=st.sampled_from(' "%\x20\x21\x7e\x7f\x80é€😀ab%"')))
+def test_encode_matches_the_spec_character_by_character(value: str) -> None:
+    assert percent.encode(value) == _encode_by_the_letter(value)
+
+
+def test_encode_every_character_of_the_first_planes() -> None:
+    value = "".join(chr(code) for code in range(0x3000) if not 0xD800 <= code <= 0xDFFF)
+    assert percent.encode(value) == _encode_by_the_letter(value)

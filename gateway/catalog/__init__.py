@@ -22,16 +22,16 @@ __all__ = ["FORMATS", "Catalog", "build", "format_for", "render", "stale"]
 
 
 def _json(catalog: Catalog) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        data = asdict(value)
-        for t in data.get("types", ()):
-            for schema in (t["schema"], *t["versions"]):
-                if schema is not None:
-                    schema.pop("document", None)
-        return data
-
-    body = plain(catalog)
-    body.pop("config", None)
+    types = [asdict(t) for t in catalog.types]
+    for t in types:
+        for schema in (t["schema"], *t["versions"]):
+            if schema is not None:
+                del schema["document"]
+    body: dict[str, Any] = {
+        "unknown_types": catalog.unknown_types,
+        "types": types,
+        "patterns": [asdict(p) for p in catalog.patterns],
+    }
     config = catalog.config
     body["subscriptions"] = [
         {"name": s.name, "mode": str(s.delivery.mode), "types": list(s.types), "source": s.source,

@@ -111,11 +111,9 @@ def render(catalog: Catalog) -> str:
     if config.sources:
         lines += ["## Sources", "", "| source | endpoint | preset | verified by |",
                   "|---|---|---|---|"]  # fmt: skip
-        for source in config.sources:
-            preset = _code(source.preset) if source.preset else "none"
-            endpoint = _code(f"POST {source.path}")
-            lines.append(
-                f"| {_code(source.name)} | {endpoint} | {preset} | {source.verify.scheme} |"
-            )
+        for spec in config.sources:
+            preset = _code(spec.preset) if spec.preset else "none"
+            endpoint = _code(f"POST {spec.path}")
+            lines.append(f"| {_code(spec.name)} | {endpoint} | {preset} | {spec.verify.scheme} |")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -234,3 +234,17 @@ def test_catalog_writes_a_file(tmp_path: Path) -> None:
     assert yaml.safe_load(out.read_text())["asyncapi"] == "3.0.0"
     assert catalog.format_for(out) == "asyncapi"
     assert main(["check", "-c", str(EXAMPLE), "--catalog", str(out)]) == 0
+
+
+def test_the_readme_excerpt_is_from_the_example_catalog() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Editing\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    rows = [line[2:] for line in section.splitlines() if line.startswith("> | ")]
+    assert len(rows) == 5
+    committed = (REPO / "examples" / "catalog.md").read_text(encoding="utf-8").splitlines()
+    for row in rows:
+        assert row in committed
+    assert "gateway schema --write config/schema" in section
+    for kind in ("config", "subscriptions", "sources"):
+        assert f'"./config/schema/{kind}.json"' in section

@@ -47,7 +47,9 @@ EXAMPLE = REPO / "config" / "gateway.yaml"
         ({"sql": "type = 'a.b'"}, "a.b", None),
     ],
 )
-def test_what_a_filter_says_of_a_type(spec: dict[str, Any], kind: str, verdict: bool | None) -> None:
+def test_what_a_filter_says_of_a_type(
+    spec: dict[str, Any], kind: str, verdict: bool | None
+) -> None:
     assert admits_type(compile_filter(spec, "f"), kind) is verdict
 
 
@@ -104,7 +106,8 @@ def test_receivers_publishers_and_versions(tmp_path: Path) -> None:
     by_type = {t.type: t for t in cat.types}
     assert list(by_type) == ["a.created", "b.done", "c.unschemed"]
     created = by_type["a.created"]
-    assert created.schema is not None and created.schema.file == "schemas/a.created.json"
+    assert created.schema is not None
+    assert created.schema.file == "schemas/a.created.json"
     assert [v.id for v in created.versions] == ["https://example.com/a.created/v2"]
     receivers = {r.subscription: (r.always, r.conditions) for r in created.receivers}
     assert receivers == {
@@ -240,7 +243,7 @@ def test_the_readme_excerpt_is_from_the_example_catalog() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     start = readme.index("## Editing\n")
     section = readme[start : readme.index("\n## ", start + 1)]
-    rows = [line[2:] for line in section.splitlines() if line.startswith("> | ")]
+    rows = [line[2:] for line in section.splitlines() if line.startswith("> |")]
     assert len(rows) == 5
     committed = (REPO / "examples" / "catalog.md").read_text(encoding="utf-8").splitlines()
     for row in rows:

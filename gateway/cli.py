@@ -88,6 +88,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             except compat.GitError as exc:
                 print(f"gateway check: --against {args.against}: {exc}", file=sys.stderr)
                 return 1
+    if args.catalog and config is not None:
+        from gateway import catalog
+
+        found = catalog.stale(config, Path(args.catalog), args.catalog)
+        problems = sorted([*problems, found]) if found else problems
     failed = any(p.is_error for p in problems)
     output = "json" if args.json else args.format
     if output == "json":
@@ -178,6 +183,48 @@ def cmd_route(args: argparse.Namespace) -> int:
         mark = "matched    " if sub["matched"] else "not matched"
         print(f"{mark} {sub['name']}: {sub['reason']}")
     return 0 if schema["valid"] else 1
+
+
+# -- schema, catalog ----------------------------------------------------------------------------
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.config import schemagen
+
+    if args.write:
+        for path in schemagen.write(Path(args.write)):
+            print(path)
+        return 0
+    print(schemagen.text(args.kind), end="")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from gateway import catalog
+
+    config, _, problems = load_all(_config_path(args.config))
+    if _fatal(problems) or config is None:
+        return 1
+    text = catalog.render(config, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _add_editing(commands: Any, common: argparse.ArgumentParser) -> None:
+    schema_p = commands.add_parser("schema", help="print the JSON Schema of a config file kind")
+    schema_p.add_argument(
+        "kind", nargs="?", default="config", choices=("config", "subscriptions", "sources"),
+        help="config (gateway.yaml), subscriptions or sources (default: config)",
+    )
+    schema_p.add_argument("--write", metavar="DIR", help="write every kind as DIR/<kind>.json")
+    schema_p.set_defaults(run=cmd_schema)
+    catalog_p = commands.add_parser("catalog", parents=[common], help="write the event catalog")
+    catalog_p.add_argument("--format", choices=("asyncapi", "markdown", "json"), default="markdown")
+    catalog_p.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    catalog_p.set_defaults(run=cmd_catalog)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -377,6 +424,9 @@ def parser() -> argparse.ArgumentParser:
         "--against", metavar="GIT_REF",
         help="also report schema changes since GIT_REF that break consumers",
     )
+    check_p.add_argument(
+        "--catalog", metavar="FILE", help="also fail when this committed catalog is out of date"
+    )
     check_p.set_defaults(run=cmd_check)
     route_p = commands.add_parser("route", parents=[common], help="dry-run one event")
     route_p.add_argument(
@@ -390,6 +440,7 @@ def parser() -> argparse.ArgumentParser:
     route_p.add_argument("--json", action="store_true", help="machine-readable output")
     route_p.set_defaults(run=cmd_route)
     _add_devtools(commands, common)
+    _add_editing(commands, common)
     return top
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gateway import sinkurl
+from gateway.config import spec
 from gateway.config.durations import parse_duration
 from gateway.config.expand import UNRESOLVED, Parts
 from gateway.config.yamlpos import Located
@@ -177,3 +178,21 @@ def http_url(src: Source, value: Any, parts: Parts) -> str | None:
         src.report(parts, str(exc))
         return None
     return text
+
+
+def scalar(src: Source, node: spec.Node, value: Any, parts: Parts) -> Any:
+    """A plain value read by the kind and limits `gateway.config.spec` gives it."""
+    match node:
+        case spec.Integer(minimum=low, maximum=high):
+            return integer(src, value, parts, 0 if low is None else low, high)
+        case spec.Number(minimum=low, maximum=high):
+            return number(src, value, parts, low, high)
+        case spec.Duration(positive=positive):
+            return duration(src, value, parts, positive=positive)
+        case spec.Choice(options=options):
+            return choice(src, value, parts, options)
+        case spec.Url():
+            return http_url(src, value, parts)
+        case spec.Text():
+            return string(src, value, parts)
+    raise TypeError(f"{format_path(parts)} is not a plain value: {node!r}")

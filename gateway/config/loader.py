@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import fields as f
+from gateway.config import spec
 from gateway.config.durations import parse_duration
 from gateway.config.fields import Source
 from gateway.config.files import discover, join, read, top
@@ -33,12 +34,9 @@ from gateway.errors import ConfigError
 
 __all__ = ["collect", "load", "parse_duration"]
 
-GATEWAY_KEYS = (
-    "server", "store", "schemas", "sources", "subscriptions", "validation", "dedupe_window",
-    "retention", "defaults", "producers", "producer_attribute", "dispatch", "egress", "limits",
-)  # fmt: skip
-DEFAULTS_KEYS = ("delivery", "headers")
-VALIDATION_KEYS = ("unknown_types",)
+GATEWAY_KEYS = spec.keys(spec.GATEWAY)
+DEFAULTS_KEYS = spec.keys(spec.DEFAULTS)
+VALIDATION_KEYS = spec.keys(spec.VALIDATION)
 # CONTRACT 1: the layout puts schemas/ beside config/, sources/ and subscriptions/ inside it.
 DEFAULT_SCHEMAS = "../schemas"
 DEFAULT_SOURCES = "sources/"
@@ -85,10 +83,12 @@ def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
     validation = f.section(main, raw.get("validation"), ("validation",), VALIDATION_KEYS)
     if "unknown_types" in validation:
         at = ("validation", "unknown_types")
-        kw["unknown_types"] = f.choice(main, validation["unknown_types"], at, ("accept", "reject"))
+        kw["unknown_types"] = f.scalar(
+            main, spec.VALIDATION.keys["unknown_types"], validation["unknown_types"], at
+        )
     for key in ("dedupe_window", "retention"):
         if key in raw:
-            kw[key] = f.duration(main, raw[key], (key,))
+            kw[key] = f.scalar(main, spec.GATEWAY.keys[key], raw[key], (key,))
     if "producers" in raw:
         kw["producers"] = read_producers(main, raw["producers"])
     if "producer_attribute" in raw:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import fields as f
+from gateway.config import spec
 from gateway.config.expand import Parts
 from gateway.config.fields import Source
 from gateway.config.files import join
@@ -18,47 +19,33 @@ from gateway.config.model import TLS, Dispatch, Producer, Server
 from gateway.egress import EgressPolicy, Network
 from gateway.limits import Limits
 
-SERVER_KEYS = (
-    "host", "port", "max_body_bytes", "shutdown_grace", "tls",
-    "header_timeout", "body_timeout", "keepalive_timeout", "max_connections",
-)  # fmt: skip
-DEADLINES = ("header_timeout", "body_timeout", "keepalive_timeout")
-TLS_KEYS = ("cert", "key", "client_ca")
-PRODUCER_KEYS = ("name", "token", "client_cn", "sources", "types")
+SERVER_KEYS = spec.keys(spec.SERVER)
+TLS_KEYS = spec.keys(spec.TLS)
+PRODUCER_KEYS = spec.keys(spec.PRODUCER)
 # CE core: extension names are [a-z0-9]+; the producer stamp must not shadow a core attribute.
 EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
 CORE_ATTRIBUTES = frozenset(
     ("id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
      "data", "data_base64")
 )  # fmt: skip
-EGRESS_KEYS = ("allow", "deny", "deny_private")
-DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
+EGRESS_KEYS = spec.keys(spec.EGRESS)
+DISPATCH_KEYS = spec.keys(spec.DISPATCH)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-LIMITS_KEYS = ("max_attribute_bytes", "max_attributes_bytes")
-# An attribute limit below this could not hold an event's required attributes.
-MIN_ATTRIBUTE_BYTES = 256
+LIMITS_KEYS = spec.keys(spec.LIMITS)
+MIN_ATTRIBUTE_BYTES = spec.MIN_ATTRIBUTE_BYTES
 
 
 def read_server(src: Source, value: Any, base: Path) -> Server:
     parts: Parts = ("server",)
     raw = f.section(src, value, parts, SERVER_KEYS)
     kw: dict[str, Any] = {}
-    at = {key: (*parts, key) for key in SERVER_KEYS}
-    if "host" in raw:
-        kw["host"] = f.string(src, raw["host"], at["host"])
-    if "port" in raw:
-        kw["port"] = f.integer(src, raw["port"], at["port"], 0, 65535)
-    if "max_body_bytes" in raw:
-        kw["max_body_bytes"] = f.integer(src, raw["max_body_bytes"], at["max_body_bytes"], 1)
-    if "shutdown_grace" in raw:
-        kw["shutdown_grace"] = f.duration(src, raw["shutdown_grace"], at["shutdown_grace"])
-    if "tls" in raw:
-        kw["tls"] = _tls(src, raw["tls"], at["tls"], base)
-    for key in DEADLINES:
-        if key in raw:
-            kw[key] = f.duration(src, raw[key], at[key], positive=True)
-    if "max_connections" in raw:
-        kw["max_connections"] = f.integer(src, raw["max_connections"], at["max_connections"], 1)
+    for key, node in spec.SERVER.keys.items():
+        if key not in raw:
+            continue
+        if key == "tls":
+            kw[key] = _tls(src, raw[key], (*parts, key), base)
+        else:
+            kw[key] = f.scalar(src, node, raw[key], (*parts, key))
     return Server(**{k: v for k, v in kw.items() if v is not None})
 
 
@@ -222,14 +209,9 @@ def read_dispatch(src: Source, value: Any) -> Dispatch:
     parts: Parts = ("dispatch",)
     raw = f.section(src, value, parts, DISPATCH_KEYS)
     kw: dict[str, Any] = {}
-    for key in DISPATCH_KEYS:
-        if key not in raw:
-            continue
-        at = (*parts, key)
-        if key in ("max_in_flight", "backlog_high_water"):
-            kw[key] = f.integer(src, raw[key], at, 1)
-        else:
-            kw[key] = f.duration(src, raw[key], at, positive=True)
+    for key, node in spec.DISPATCH.keys.items():
+        if key in raw:
+            kw[key] = f.scalar(src, node, raw[key], (*parts, key))
     return Dispatch(**{k: v for k, v in kw.items() if v is not None})
 
 

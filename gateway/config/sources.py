@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import fields as f
+from gateway.config import spec
 from gateway.config.expand import UNRESOLVED, Parts
 from gateway.config.fields import Source as File
 from gateway.config.model import Source, Verify
@@ -35,17 +36,8 @@ from gateway.ingest.sources.verify import (
     is_standard_webhooks_secret,
 )
 
-SOURCE_KEYS = ("name", "preset", "path", "verify", "event", "payload_field")
-VERIFY_KEYS: dict[str, tuple[str, ...]] = {
-    "hmac": ("kind", "secret", "header", "algorithm", "encoding", "prefix", "signed",
-             "timestamp_header", "tolerance"),
-    "token": ("kind", "secret", "header", "prefix"),
-    "bearer": ("kind", "secret"),
-    "basic": ("kind", "secret", "username"),
-    "stripe": ("kind", "secret", "header", "tolerance"),
-    "standard-webhooks": ("kind", "secret", "tolerance"),
-    "none": ("kind",),
-}  # fmt: skip
+SOURCE_KEYS = spec.keys(spec.SOURCE)
+VERIFY_KEYS = spec.VERIFY_KEYS
 # Paths the gateway serves itself (CONTRACT 3).
 RESERVED_PATHS = ("/events", "/healthz", "/readyz", "/metrics")
 # CE core: attribute names; these are set by the gateway, not by templates.
@@ -54,6 +46,7 @@ _NOT_TEMPLATED = {
     "datacontenttype": "is the request's Content-Type",
     "data": "is the request body",
 }
+assert tuple(_NOT_TEMPLATED) == spec.NOT_TEMPLATED
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _ATTRIBUTE = re.compile(r"[a-z0-9]+")
 _HEADER = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2 token

@@ -15,17 +15,16 @@ from typing import Any
 
 from gateway import sinkurl
 from gateway.config import fields as f
+from gateway.config import spec
 from gateway.config.expand import Parts, contains_unresolved
 from gateway.config.fields import Source
 from gateway.config.model import Backoff, Delivery, Mode, RetryPolicy, Subscription
 from gateway.diagnostics import Problem, format_path
 from gateway.routing.filters import Filter, FilterError, compile_filter
 
-SUBSCRIPTION_KEYS = (
-    "name", "sink", "types", "source", "filters", "delivery", "headers", "auth", "signing",
-)  # fmt: skip
-DELIVERY_KEYS = ("mode", "timeout", "max_in_flight", "retry", "dead_letter")
-RETRY_KEYS = ("max_attempts", "backoff", "initial_delay", "max_delay", "schedule", "jitter")
+SUBSCRIPTION_KEYS = spec.keys(spec.SUBSCRIPTION)
+DELIVERY_KEYS = spec.keys(spec.DELIVERY)
+RETRY_KEYS = spec.keys(spec.RETRY)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 # RFC 9110 5.6.2: a field name is a token.
@@ -60,18 +59,16 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
 def _delivery_value(src: Source, key: str, value: Any, parts: Parts) -> Any:
     if key == "mode":
         return _mode(src, value, parts)
-    if key == "timeout":
-        return f.duration(src, value, parts, positive=True)
-    if key == "max_in_flight":
-        return f.integer(src, value, parts, 1)
-    return None if value is None else f.http_url(src, value, parts)
+    if key == "dead_letter":
+        return None if value is None else f.http_url(src, value, parts)
+    return f.scalar(src, spec.DELIVERY.keys[key], value, parts)
 
 
 def _mode(src: Source, value: Any, parts: Parts) -> Mode | None:
     if value == "batch":
         src.report(parts, "delivery mode 'batch' is not supported yet")
         return None
-    checked = f.choice(src, value, parts, (Mode.BINARY, Mode.STRUCTURED))
+    checked = f.scalar(src, spec.DELIVERY.keys["mode"], value, parts)
     return None if checked is None else Mode(checked)
 
 
@@ -82,17 +79,12 @@ def _retry(src: Source, value: Any, parts: Parts) -> dict[str, Any]:
         if key not in raw:
             continue
         v, at = raw[key], (*parts, key)
-        if key == "max_attempts":
-            checked: Any = f.integer(src, v, at, 1)
-        elif key == "backoff":
-            name = f.choice(src, v, at, tuple(Backoff))
-            checked = None if name is None else Backoff(name)
-        elif key in ("initial_delay", "max_delay"):
-            checked = f.duration(src, v, at)
-        elif key == "schedule":
-            checked = _schedule(src, v, at)
+        if key == "schedule":
+            checked: Any = _schedule(src, v, at)
         else:
-            checked = f.number(src, v, at, 0, 1)
+            checked = f.scalar(src, spec.RETRY.keys[key], v, at)
+            if key == "backoff" and checked is not None:
+                checked = Backoff(checked)
         if checked is not None:
             out[key] = checked
     return out
@@ -166,7 +158,7 @@ def read_subscription(
     headers = {**default_headers}
     if "headers" in raw:
         headers.update(read_headers(src, raw["headers"], (*parts, "headers")))
-    bearer = _secret(src, raw, parts, "auth", "bearer")
+    bearer = _secret(src, raw, parts, "auth", spec.keys(spec.AUTH))
     secrets = _signing(src, raw.get("signing"), (*parts, "signing"))
     delivery = merge(defaults, layer)
     if sink is not None and bearer is not None:
@@ -210,26 +202,29 @@ def _filters(src: Source, value: Any, parts: Parts) -> tuple[Filter, ...]:
         return ()
     items = f.sequence(src, value, parts)
     out: list[Filter] = []
-    for i, spec in enumerate(items or ()):
-        if contains_unresolved(spec):
+    for i, written in enumerate(items or ()):
+        if contains_unresolved(written):
             continue
         try:
-            out.append(compile_filter(spec, format_path((*parts, i))))
+            out.append(compile_filter(written, format_path((*parts, i))))
         except FilterError as exc:
             line = src.located.line((*parts, i, *exc.parts))
             src.problems.append(Problem(src.file, line, exc.path, exc.message))
     return tuple(out)
 
 
-def _secret(src: Source, raw: dict[str, Any], parts: Parts, block: str, key: str) -> str | None:
+def _secret(
+    src: Source, raw: dict[str, Any], parts: Parts, block: str, known: tuple[str, ...]
+) -> str | None:
     """`auth.bearer`: the only key of its block, a non-empty string."""
+    (key,) = known
     if block not in raw:
         return None
     at = (*parts, block)
     inner = f.mapping(src, raw[block], at)
     if inner is None:
         return None
-    f.check_keys(src, inner, at, (key,))
+    f.check_keys(src, inner, at, known)
     if key not in inner:
         src.report(at, f"missing required key '{key}'")
         return None
@@ -243,7 +238,7 @@ def _signing(src: Source, value: Any, parts: Parts) -> tuple[str, ...]:
     inner = f.mapping(src, value, parts)
     if inner is None:
         return ()
-    f.check_keys(src, inner, parts, ("secret", "secrets"))
+    f.check_keys(src, inner, parts, spec.keys(spec.SIGNING))
     if ("secret" in inner) == ("secrets" in inner):
         src.report(parts, "needs exactly one of 'secret' or 'secrets'")
         return ()

@@ -349,3 +349,26 @@ def sql_warnings(f: Filter) -> list[str]:
     if isinstance(f, _Not):
         return sql_warnings(f._filter)
     return []
+
+
+def admits_type(f: Filter, kind: str) -> bool | None:
+    """What the filter says of events of type `kind` without seeing them: True when it passes
+    every one, False when it passes none, None when it depends on other attributes or data."""
+    if isinstance(f, _Attributes):
+        verdict: bool | None = True
+        for name, value in f._items:
+            if name != "type":
+                verdict = None
+            elif not f._test(kind, value):
+                return False
+        return verdict
+    if isinstance(f, _All | _Any):
+        verdicts = [admits_type(inner, kind) for inner in f._filters]
+        decisive, other = (False, True) if isinstance(f, _All) else (True, False)
+        if decisive in verdicts:
+            return decisive
+        return other if all(v is other for v in verdicts) else None
+    if isinstance(f, _Not):
+        inner = admits_type(f._filter, kind)
+        return None if inner is None else not inner
+    return None  # sql and data look at more than the type

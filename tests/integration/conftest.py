@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from gateway.runtime import Gateway
 from gateway.schemas import SchemaRegistry
 from tests.integration.process import Process
 from tests.integration.subscriber import Subscriber
+from tests.schema_oracle import check_deployment
 
 ORDER_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -63,6 +65,8 @@ def write_deployment(
     for name, schema in (schemas if schemas is not None else
                          {"com.example.order.created": ORDER_SCHEMA}).items():
         (root / "schemas" / f"{name}.json").write_text(json.dumps(schema))
+    # Every deployment the loader takes validates against the editor schemas too.
+    check_deployment(config / "gateway.yaml", os.environ)
     return config / "gateway.yaml"
 
 

@@ -14,6 +14,7 @@ from gateway.errors import ConfigError
 from gateway.event import Event
 from gateway.routing.filters import match
 from tests.integration.certs import Authority
+from tests.schema_oracle import check_deployment
 
 # CONTRACT 1, config/gateway.yaml, as printed there.
 CONTRACT_GATEWAY = """\
@@ -85,12 +86,15 @@ class Deployer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.checked = 0  # deployments that loaded and were checked against the schemas
 
     def __call__(self, files: dict[str, str]) -> Path:
         for name, text in files.items():
             path = self.root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text), encoding="utf-8")
+        # Every deployment the loader takes validates against the editor schemas too.
+        self.checked += check_deployment(Path("config/gateway.yaml"), ENV)
         return Path("config/gateway.yaml")
 
     def problems(self, files: dict[str, str], env: dict[str, str] | None = None) -> list[str]:
@@ -107,6 +111,7 @@ def test_contract_example_loads(deploy: Deployer) -> None:
         }
     )
     config = load(path, ENV)
+    assert deploy.checked == 1  # and it validates against the editor schemas
     assert config.server.port == 8080
     assert config.store == "sqlite:///data/gateway.db"
     assert config.store_url == f"sqlite:///{deploy.root.resolve()}/config/data/gateway.db"

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.config import collect, load
 from gateway.config.model import Config
+from tests.schema_oracle import check_deployment
 
 # CONTRACT 1, config/sources/*.yaml, as printed there except for the quotes around
 # "${GITHUB_WEBHOOK_SECRET}": unquoted, `{` inside a flow mapping is not valid YAML.
@@ -50,6 +51,8 @@ def deploy(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    # Every deployment the loader takes validates against the editor schemas too.
+    check_deployment(Path("config/gateway.yaml"), ENV)
     return Path("config/gateway.yaml")
 
 

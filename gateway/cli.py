@@ -195,14 +195,19 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def serve(config: Config, registry: SchemaRegistry) -> None:
     """Run until SIGTERM/SIGINT: stop accepting, let in-flight work finish, stop."""
-    from gateway.app import assemble, build
+    from gateway.app import assemble, build, build_admin, operate
     from gateway.ops.connections import GatewayRunner
 
     gw = assemble(config, registry)
-    runner = GatewayRunner(
-        build(gw), config.server, gw.metrics, handle_signals=False, access_log=None
-    )
+    app = build(gw)
+    control = operate(gw, app, load_all)
+    runner = GatewayRunner(app, config.server, gw.metrics, handle_signals=False, access_log=None)
     gw.metrics.gauge("gateway_connections_open", "HTTP connections open", lambda: runner.gate.open)
+    admin = None
+    if config.admin is not None:
+        admin = web.AppRunner(build_admin(control, config.admin), handle_signals=False,
+                              access_log=None)  # fmt: skip
+        await admin.setup()
     await runner.setup()
     try:
         site = web.TCPSite(
@@ -215,13 +220,22 @@ async def serve(config: Config, registry: SchemaRegistry) -> None:
         )
         await site.start()
         log.info("gateway %s listening on %s", __version__, site.name)
+        if admin is not None and config.admin is not None:
+            admin_site = web.TCPSite(admin, config.admin.host, config.admin.port,
+                                     reuse_address=True)  # fmt: skip
+            await admin_site.start()
+            log.info("admin API listening on %s", admin_site.name)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, control.reload_soon)  # CONTRACT 6: reload
         await stop.wait()
         log.info("stopping: no new requests; draining in-flight deliveries")
     finally:
+        await control.stop()
+        if admin is not None:
+            await admin.cleanup()
         await runner.cleanup()
     log.info("stopped")
 

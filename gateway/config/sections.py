@@ -14,7 +14,7 @@ from gateway.config import fields as f
 from gateway.config.expand import Parts
 from gateway.config.fields import Source
 from gateway.config.files import join
-from gateway.config.model import TLS, Dispatch, Producer, Server
+from gateway.config.model import TLS, Admin, Dispatch, Producer, Server
 from gateway.egress import EgressPolicy, Network
 from gateway.limits import Limits
 
@@ -31,6 +31,7 @@ CORE_ATTRIBUTES = frozenset(
     ("id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
      "data", "data_base64")
 )  # fmt: skip
+ADMIN_KEYS = ("host", "port", "token")
 EGRESS_KEYS = ("allow", "deny", "deny_private")
 DISPATCH_KEYS = ("max_in_flight", "poll_interval", "backlog_high_water", "purge_interval")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -247,3 +248,29 @@ def read_limits(src: Source, value: Any) -> Limits:
             "must be <= limits.max_attributes_bytes (the limit for all attributes together)",
         )
     return limits
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_admin(src: Source, value: Any) -> Admin | None:
+    """CONTRACT 6: `admin: {host, port, token}`; a token is required off loopback."""
+    parts: Parts = ("admin",)
+    raw = f.section(src, value, parts, ADMIN_KEYS)
+    kw: dict[str, Any] = {}
+    if "host" in raw:
+        kw["host"] = f.string(src, raw["host"], (*parts, "host"))
+    if "port" in raw:
+        kw["port"] = f.integer(src, raw["port"], (*parts, "port"), 0, 65535)
+    if raw.get("token") not in (None, ""):  # empty (an unset `${VAR:-}`): no token
+        kw["token"] = f.string(src, raw["token"], (*parts, "token"))
+    admin = Admin(**{k: v for k, v in kw.items() if v is not None})
+    if admin.token is None and not loopback(admin.host) and raw.get("token") in (None, ""):
+        src.report((*parts, "host"), "a token is required when the admin host is not loopback")
+    return admin

@@ -362,6 +362,9 @@ def parser() -> argparse.ArgumentParser:
     route_p.add_argument("--json", action="store_true", help="machine-readable output")
     route_p.set_defaults(run=cmd_route)
     _add_devtools(commands, common)
+    from gateway.admin.commands import add_commands
+
+    add_commands(commands, common, _config_path)
     return top
 
 

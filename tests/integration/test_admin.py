@@ -1,0 +1,351 @@
+"""The admin API and its command line against the real `gateway serve` (CONTRACT 6), on SQLite:
+status, pause/resume, dead letters and redrive, replay, events show, reload (valid, invalid,
+SIGHUP under load, a removed subscription that returns), metrics; every answer checked against
+the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.integration import openapi
+from tests.integration.conftest import write_deployment
+from tests.integration.events import order, structured
+from tests.integration.process import Process, free_port, run_cli
+
+TOKEN = "admin-s3cret"
+FAST = {"initial_delay": "50ms", "max_delay": "100ms", "max_attempts": 2, "jitter": 0}
+
+
+@dataclass
+class Hit:
+    path: str
+    webhook_id: str
+    event_id: str
+    status: int
+
+
+@dataclass
+class Sink:
+    """A real subscriber: records every request; answers `status[path]` (default 204)."""
+
+    hits: list[Hit] = field(default_factory=list)
+    status: dict[str, int] = field(default_factory=dict)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        path = request.match_info["name"]
+        status = self.status.get(path, 204)
+        self.hits.append(Hit(path, request.headers["webhook-id"], request.headers["ce-id"], status))
+        return web.Response(status=status)
+
+    def ok(self, path: str) -> list[Hit]:
+        return [h for h in self.hits if h.path == path and h.status < 300]
+
+    async def until(self, check: Any, timeout: float = 20.0) -> None:
+        for _ in range(int(timeout / 0.05)):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not reached; hits: {self.hits}")
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    found = Sink()
+    app = web.Application()
+    app.router.add_post("/{name}", found.handle)
+    server = TestServer(app, port=free_port())
+    await server.start_server()
+    found.url = str(server.make_url("")).rstrip("/")
+    yield found
+    await server.close()
+
+
+def subs(sink: Sink, *names: str) -> list[dict[str, Any]]:
+    return [
+        {"name": n, "sink": f"{sink.url}/{n}", "delivery": {"timeout": "2s", "retry": FAST}}
+        for n in names
+    ]
+
+
+@dataclass
+class Deployment:
+    root: Path
+    config: Path
+    process: Process
+    admin: str
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        done = run_cli(*args, "-c", str(self.config))
+        return done.returncode, done.stdout, done.stderr
+
+    def json(self, *args: str) -> Any:
+        code, out, err = self.cli(*args, "--json")
+        assert code == 0, err
+        return orjson.loads(out)
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.request(method, f"{self.admin}/admin/v1{path}", headers=headers,
+                                    **kwargs) as resp:  # fmt: skip
+                return resp.status, await resp.json(content_type=None)
+
+    async def publish(self, count: int = 1, **attrs: Any) -> list[str]:
+        ids = []
+        async with aiohttp.ClientSession() as http:
+            for _ in range(count):
+                event = order(**attrs)
+                async with http.post(f"{self.process.url}/events", **structured(event)) as resp:
+                    assert resp.status == 202, await resp.text()
+                ids.append(event.get_id())
+        return ids
+
+    def write_subscriptions(self, subscriptions: list[dict[str, Any]]) -> None:
+        path = self.config.parent / "subscriptions" / "test.yaml"
+        path.write_text(yaml.safe_dump({"subscriptions": subscriptions}))
+
+
+@pytest.fixture
+async def deploy(tmp_path: Path, sink: Sink) -> AsyncIterator[Any]:
+    started: list[Process] = []
+
+    async def _deploy(*names: str, store: str = "sqlite:///data/gateway.db") -> Deployment:
+        port, admin = free_port(), free_port()
+        gateway = {
+            "server": {"port": port},
+            "store": store,
+            "admin": {"host": "127.0.0.1", "port": admin, "token": TOKEN},
+            "dispatch": {"poll_interval": "100ms"},
+        }
+        root = tmp_path / f"d{len(started)}"
+        config = write_deployment(root, subs(sink, *names), gateway)
+        process = Process(config, port, root / "gateway.log")
+        started.append(process)
+        await process.start()
+        return Deployment(root, config, process, f"http://127.0.0.1:{admin}")
+
+    yield _deploy
+    for process in started:
+        process.stop()
+
+
+async def test_token_required_and_openapi_served(deploy: Any) -> None:
+    d = await deploy("billing")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{d.admin}/admin/v1/status") as resp:
+            assert resp.status == 401
+            assert resp.content_type == "application/problem+json"
+        wrong = {"Authorization": "Bearer nope"}
+        async with http.get(f"{d.admin}/admin/v1/status", headers=wrong) as resp:
+            assert resp.status == 401
+    status, document = await d.call("GET", "/openapi.json")
+    assert status == 200 and document == openapi.DOCUMENT
+    code, _, err = d.cli("status", "--token", "nope")
+    assert code == 1 and "401" in err
+
+
+async def test_status_pause_resume(deploy: Any, sink: Sink) -> None:
+    d = await deploy("billing", "warehouse")
+    await d.publish(2)
+    await sink.until(lambda: len(sink.ok("billing")) == 2 and len(sink.ok("warehouse")) == 2)
+    status = d.json("status")
+    openapi.check("status", 200, status)
+    assert status["config"]["generation"] == 1 and status["config"]["last_error"] is None
+    billing = next(s for s in status["subscriptions"] if s["name"] == "billing")
+    assert billing | {"oldest_pending_seconds": 0} == billing
+    assert (billing["state"], billing["backlog"], billing["delivered"]) == ("active", 0, 2)
+
+    code, out, _ = d.cli("pause", "billing")
+    assert code == 0 and "billing: paused" in out
+    [held] = await d.publish(1)
+    await sink.until(lambda: any(h.event_id == held for h in sink.ok("warehouse")))
+    status, body = await d.call("GET", "/status")
+    openapi.check("status", 200, body)
+    billing = next(s for s in body["subscriptions"] if s["name"] == "billing")
+    assert (billing["state"], billing["backlog"], billing["paused_reason"]) == (
+        "paused", 1, "operator"
+    )
+    assert not any(h.event_id == held for h in sink.hits if h.path == "billing")
+    text = d.cli("status")[1]
+    assert "billing" in text and "paused" in text and "BACKLOG" in text
+
+    resumed = d.json("resume", "billing")
+    openapi.check("resume", 200, resumed)
+    await sink.until(lambda: any(h.event_id == held for h in sink.ok("billing")))
+    code, _, err = d.cli("pause", "nobody")
+    assert code == 1 and "nobody" in err
+
+
+async def test_dead_letters_redrive_and_events_show(deploy: Any, sink: Sink) -> None:
+    sink.status["billing"] = 400  # rejected: dead at once
+    d = await deploy("billing")
+    ids = await d.publish(3)
+    await sink.until(lambda: len([h for h in sink.hits if h.path == "billing"]) == 3)
+    await asyncio.sleep(0.3)  # let the outcomes be recorded
+    listed = d.json("deadletters", "billing")
+    openapi.check("deadletters", 200, listed)
+    assert sorted(x["id"] for x in listed["dead_letters"]) == sorted(ids)
+    assert {(x["reason"], x["status"], x["attempts"]) for x in listed["dead_letters"]} == {
+        ("rejected", 400, 1)
+    }
+    assert ids[0] in d.cli("deadletters")[1]
+
+    shown = d.json("events", "show", "/shop", ids[0])
+    openapi.check("event", 200, shown)
+    [delivery] = shown["deliveries"]
+    assert delivery["state"] == "dead" and [a["status"] for a in delivery["attempts"]] == [400]
+    assert "HTTP 400" in d.cli("events", "show", "/shop", ids[0])[1]
+    code, _, err = d.cli("events", "show", "/shop", "missing")
+    assert code == 1 and "missing" in err
+
+    sink.status["billing"] = 204
+    dry = d.json("redrive", "billing", "--dry-run")
+    assert dry == {"matched": 3, "queued": 0, "dry_run": True}
+    one = d.json("redrive", "billing", "--id", ids[0])
+    assert one == {"matched": 1, "queued": 1, "dry_run": False}
+    await sink.until(lambda: [h.event_id for h in sink.ok("billing")] == [ids[0]])
+    code, out, _ = d.cli("redrive", "billing", "--filter", f"id = '{ids[1]}'")
+    assert code == 0 and out.strip() == "redrive billing: 1 matched, 1 queued"
+    status, rest = await d.call("POST", "/subscriptions/billing/redrive", json={})
+    openapi.check("redrive", status, rest)
+    assert rest["queued"] == 1
+    await sink.until(lambda: sorted(h.event_id for h in sink.ok("billing")) == sorted(ids))
+    code, _, err = d.cli("redrive", "billing", "--filter", "id = ")
+    assert code == 1 and "filter" in err
+    status, problem = await d.call("POST", "/subscriptions/billing/redrive", json={"since": "x"})
+    openapi.check("redrive", status, problem, "application/problem+json")
+    assert status == 400
+
+
+async def test_replay_delivers_the_window_again_with_new_webhook_ids(
+    deploy: Any, sink: Sink
+) -> None:
+    d = await deploy("billing", "warehouse")
+    ids = await d.publish(3)
+    await sink.until(lambda: len(sink.ok("billing")) == 3)
+    first = {h.webhook_id for h in sink.ok("billing")}
+    assert d.json("replay", "billing", "--since", "1h", "--dry-run") == {
+        "matched": 3, "queued": 0, "dry_run": True
+    }  # fmt: skip
+    code, out, _ = d.cli("replay", "billing", "--since", "1h", "--filter", f"id = '{ids[2]}'")
+    assert code == 0 and "1 matched, 1 queued" in out
+    status, body = await d.call("POST", "/subscriptions/billing/replay",
+                                json={"since": "1h", "filter": f"id <> '{ids[2]}'"})  # fmt: skip
+    openapi.check("replay", status, body)
+    assert body["queued"] == 2
+    await sink.until(lambda: len(sink.ok("billing")) == 6)
+    again = [h for h in sink.ok("billing")][3:]
+    assert sorted(h.event_id for h in again) == sorted(ids)
+    assert not {h.webhook_id for h in again} & first
+    assert len(sink.ok("warehouse")) == 3
+    code, _, err = d.cli("replay", "billing", "--since", "not-a-time")
+    assert code == 1 and "since" in err
+
+
+async def test_reload_valid_invalid_and_a_removed_subscription(deploy: Any, sink: Sink) -> None:
+    d = await deploy("billing")
+    path = d.config.parent / "subscriptions" / "test.yaml"
+    good = path.read_text()
+    path.write_text(good.replace("name: billing", "name: billing\n  colour: red"))
+    code, out, err = d.cli("reload")
+    assert code == 1 and "test.yaml:" in out and "colour" in out and "refused" in err
+    status = d.json("status")
+    assert status["config"]["generation"] == 1 and "colour" in status["config"]["last_error"]
+    status_code, refused = await d.call("POST", "/reload")
+    openapi.check("reload", status_code, refused)
+    assert status_code == 422 and refused["ok"] is False
+
+    sink.status["billing"] = 503  # pending: retried, kept
+    d.write_subscriptions(subs(sink, "audit"))
+    code, out, _ = d.cli("reload")
+    assert code == 0 and "generation 2" in out
+    [kept] = await d.publish(1)
+    await sink.until(lambda: any(h.event_id == kept for h in sink.ok("audit")))
+    status = d.json("status")
+    assert status["config"]["generation"] == 2 and status["config"]["last_error"] is None
+    assert [s["name"] for s in status["subscriptions"]] == ["audit"]  # billing had no backlog
+
+    d.write_subscriptions(subs(sink, "audit", "billing"))
+    assert d.cli("reload")[0] == 0
+    [held] = await d.publish(1)
+    await sink.until(lambda: any(h.event_id == held for h in sink.hits if h.path == "billing"))
+    d.write_subscriptions(subs(sink, "audit"))
+    assert d.cli("reload")[0] == 0
+    removed = next(s for s in d.json("status")["subscriptions"] if s["name"] == "billing")
+    assert (removed["state"], removed["backlog"]) == ("removed", 1)
+    sink.status["billing"] = 204
+    d.write_subscriptions(subs(sink, "audit", "billing"))
+    d.process.kill(signal.SIGHUP)  # the same reload
+    await sink.until(lambda: any(h.event_id == held for h in sink.ok("billing")))
+    assert d.json("status")["config"]["generation"] == 5
+    assert d.process.proc is not None and d.process.proc.poll() is None
+
+
+async def test_sighup_under_load_loses_and_duplicates_nothing(deploy: Any, sink: Sink) -> None:
+    d = await deploy("billing")
+    published: list[str] = []
+
+    async def load() -> None:
+        for _ in range(20):
+            published.extend(await d.publish(10))
+
+    task = asyncio.create_task(load())
+    while not task.done():
+        d.process.kill(signal.SIGHUP)
+        await asyncio.sleep(0.05)
+    await task
+    await sink.until(lambda: len(sink.ok("billing")) >= len(published))
+    await asyncio.sleep(0.5)
+    delivered = [h.event_id for h in sink.ok("billing")]
+    assert sorted(delivered) == sorted(published)
+    assert d.json("status")["config"]["generation"] > 1
+
+
+async def test_metrics_names_present_and_moving(deploy: Any, sink: Sink) -> None:
+    sink.status["billing"] = 503
+    d = await deploy("billing")
+    await d.publish(2)
+    await sink.until(lambda: len(sink.hits) >= 2)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{d.process.url}/metrics") as resp:
+            text = await resp.text()
+    for name in (
+        'gateway_backlog{subscription="billing"} 2.0',
+        'gateway_breaker_open{subscription="billing"} 0.0',
+        'gateway_oldest_pending_seconds{subscription="billing"}',
+        'gateway_attempt_duration_seconds_count{subscription="billing"}',
+        "gateway_config_generation 1.0",
+        "gateway_events_accepted_total 2.0",
+    ):
+        assert name in text, name
+    sink.status["billing"] = 204
+    await sink.until(lambda: len(sink.ok("billing")) >= 2)
+    await asyncio.sleep(0.3)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{d.process.url}/metrics") as resp:
+            text = await resp.text()
+    assert 'gateway_backlog{subscription="billing"} 0.0' in text
+    assert 'gateway_delivery_latency_seconds_count{subscription="billing"} 2.0' in text
+
+
+async def test_cannot_reach_exits_2_with_the_address(tmp_path: Path) -> None:
+    port = free_port()
+    done = run_cli("status", "--url", f"http://127.0.0.1:{port}")
+    assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr
+    config = write_deployment(tmp_path, [], {})
+    done = run_cli("status", "-c", str(config))
+    assert done.returncode == 2 and "admin:" in done.stderr

@@ -23,6 +23,7 @@ from tests.integration import openapi
 from tests.integration.conftest import write_deployment
 from tests.integration.events import order, structured
 from tests.integration.process import Process, free_port, run_cli
+from tests.unit.test_store_contract import postgres_schema
 
 TOKEN = "admin-s3cret"
 FAST = {"initial_delay": "50ms", "max_delay": "100ms", "max_attempts": 2, "jitter": 0}
@@ -99,10 +100,12 @@ class Deployment:
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with aiohttp.ClientSession() as http:
-            async with http.request(method, f"{self.admin}/admin/v1{path}", headers=headers,
-                                    **kwargs) as resp:  # fmt: skip
-                return resp.status, await resp.json(content_type=None)
+        url = f"{self.admin}/admin/v1{path}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, url, headers=headers, **kwargs) as resp,
+        ):
+            return resp.status, await resp.json(content_type=None)
 
     async def publish(self, count: int = 1, **attrs: Any) -> list[str]:
         ids = []
@@ -153,9 +156,11 @@ async def test_token_required_and_openapi_served(deploy: Any) -> None:
         async with http.get(f"{d.admin}/admin/v1/status", headers=wrong) as resp:
             assert resp.status == 401
     status, document = await d.call("GET", "/openapi.json")
-    assert status == 200 and document == openapi.DOCUMENT
+    assert status == 200
+    assert document == openapi.DOCUMENT
     code, _, err = d.cli("status", "--token", "nope")
-    assert code == 1 and "401" in err
+    assert code == 1
+    assert "401" in err
 
 
 async def test_status_pause_resume(deploy: Any, sink: Sink) -> None:
@@ -164,13 +169,15 @@ async def test_status_pause_resume(deploy: Any, sink: Sink) -> None:
     await sink.until(lambda: len(sink.ok("billing")) == 2 and len(sink.ok("warehouse")) == 2)
     status = d.json("status")
     openapi.check("status", 200, status)
-    assert status["config"]["generation"] == 1 and status["config"]["last_error"] is None
+    assert status["config"]["generation"] == 1
+    assert status["config"]["last_error"] is None
     billing = next(s for s in status["subscriptions"] if s["name"] == "billing")
     assert billing | {"oldest_pending_seconds": 0} == billing
     assert (billing["state"], billing["backlog"], billing["delivered"]) == ("active", 0, 2)
 
     code, out, _ = d.cli("pause", "billing")
-    assert code == 0 and "billing: paused" in out
+    assert code == 0
+    assert "billing: paused" in out
     [held] = await d.publish(1)
     await sink.until(lambda: any(h.event_id == held for h in sink.ok("warehouse")))
     status, body = await d.call("GET", "/status")
@@ -181,13 +188,16 @@ async def test_status_pause_resume(deploy: Any, sink: Sink) -> None:
     )
     assert not any(h.event_id == held for h in sink.hits if h.path == "billing")
     text = d.cli("status")[1]
-    assert "billing" in text and "paused" in text and "BACKLOG" in text
+    assert "billing" in text
+    assert "paused" in text
+    assert "BACKLOG" in text
 
     resumed = d.json("resume", "billing")
     openapi.check("resume", 200, resumed)
     await sink.until(lambda: any(h.event_id == held for h in sink.ok("billing")))
     code, _, err = d.cli("pause", "nobody")
-    assert code == 1 and "nobody" in err
+    assert code == 1
+    assert "nobody" in err
 
 
 async def test_dead_letters_redrive_and_events_show(deploy: Any, sink: Sink) -> None:
@@ -207,10 +217,12 @@ async def test_dead_letters_redrive_and_events_show(deploy: Any, sink: Sink) -> 
     shown = d.json("events", "show", "/shop", ids[0])
     openapi.check("event", 200, shown)
     [delivery] = shown["deliveries"]
-    assert delivery["state"] == "dead" and [a["status"] for a in delivery["attempts"]] == [400]
+    assert delivery["state"] == "dead"
+    assert [a["status"] for a in delivery["attempts"]] == [400]
     assert "HTTP 400" in d.cli("events", "show", "/shop", ids[0])[1]
     code, _, err = d.cli("events", "show", "/shop", "missing")
-    assert code == 1 and "missing" in err
+    assert code == 1
+    assert "missing" in err
 
     sink.status["billing"] = 204
     dry = d.json("redrive", "billing", "--dry-run")
@@ -219,13 +231,15 @@ async def test_dead_letters_redrive_and_events_show(deploy: Any, sink: Sink) -> 
     assert one == {"matched": 1, "queued": 1, "dry_run": False}
     await sink.until(lambda: [h.event_id for h in sink.ok("billing")] == [ids[0]])
     code, out, _ = d.cli("redrive", "billing", "--filter", f"id = '{ids[1]}'")
-    assert code == 0 and out.strip() == "redrive billing: 1 matched, 1 queued"
+    assert code == 0
+    assert out.strip() == "redrive billing: 1 matched, 1 queued"
     status, rest = await d.call("POST", "/subscriptions/billing/redrive", json={})
     openapi.check("redrive", status, rest)
     assert rest["queued"] == 1
     await sink.until(lambda: sorted(h.event_id for h in sink.ok("billing")) == sorted(ids))
     code, _, err = d.cli("redrive", "billing", "--filter", "id = ")
-    assert code == 1 and "filter" in err
+    assert code == 1
+    assert "filter" in err
     status, problem = await d.call("POST", "/subscriptions/billing/redrive", json={"since": "x"})
     openapi.check("redrive", status, problem, "application/problem+json")
     assert status == 400
@@ -242,7 +256,8 @@ async def test_replay_delivers_the_window_again_with_new_webhook_ids(
         "matched": 3, "queued": 0, "dry_run": True
     }  # fmt: skip
     code, out, _ = d.cli("replay", "billing", "--since", "1h", "--filter", f"id = '{ids[2]}'")
-    assert code == 0 and "1 matched, 1 queued" in out
+    assert code == 0
+    assert "1 matched, 1 queued" in out
     status, body = await d.call("POST", "/subscriptions/billing/replay",
                                 json={"since": "1h", "filter": f"id <> '{ids[2]}'"})  # fmt: skip
     openapi.check("replay", status, body)
@@ -253,7 +268,8 @@ async def test_replay_delivers_the_window_again_with_new_webhook_ids(
     assert not {h.webhook_id for h in again} & first
     assert len(sink.ok("warehouse")) == 3
     code, _, err = d.cli("replay", "billing", "--since", "not-a-time")
-    assert code == 1 and "since" in err
+    assert code == 1
+    assert "since" in err
 
 
 async def test_reload_valid_invalid_and_a_removed_subscription(deploy: Any, sink: Sink) -> None:
@@ -262,21 +278,28 @@ async def test_reload_valid_invalid_and_a_removed_subscription(deploy: Any, sink
     good = path.read_text()
     path.write_text(good.replace("name: billing", "name: billing\n  colour: red"))
     code, out, err = d.cli("reload")
-    assert code == 1 and "test.yaml:" in out and "colour" in out and "refused" in err
+    assert code == 1
+    assert "test.yaml:" in out
+    assert "colour" in out
+    assert "refused" in err
     status = d.json("status")
-    assert status["config"]["generation"] == 1 and "colour" in status["config"]["last_error"]
+    assert status["config"]["generation"] == 1
+    assert "colour" in status["config"]["last_error"]
     status_code, refused = await d.call("POST", "/reload")
     openapi.check("reload", status_code, refused)
-    assert status_code == 422 and refused["ok"] is False
+    assert status_code == 422
+    assert refused["ok"] is False
 
     sink.status["billing"] = 503  # pending: retried, kept
     d.write_subscriptions(subs(sink, "audit"))
     code, out, _ = d.cli("reload")
-    assert code == 0 and "generation 2" in out
+    assert code == 0
+    assert "generation 2" in out
     [kept] = await d.publish(1)
     await sink.until(lambda: any(h.event_id == kept for h in sink.ok("audit")))
     status = d.json("status")
-    assert status["config"]["generation"] == 2 and status["config"]["last_error"] is None
+    assert status["config"]["generation"] == 2
+    assert status["config"]["last_error"] is None
     assert [s["name"] for s in status["subscriptions"]] == ["audit"]  # billing had no backlog
 
     d.write_subscriptions(subs(sink, "audit", "billing"))
@@ -292,7 +315,8 @@ async def test_reload_valid_invalid_and_a_removed_subscription(deploy: Any, sink
     d.process.kill(signal.SIGHUP)  # the same reload
     await sink.until(lambda: any(h.event_id == held for h in sink.ok("billing")))
     assert d.json("status")["config"]["generation"] == 5
-    assert d.process.proc is not None and d.process.proc.poll() is None
+    assert d.process.proc is not None
+    assert d.process.proc.poll() is None
 
 
 async def test_sighup_under_load_loses_and_duplicates_nothing(deploy: Any, sink: Sink) -> None:
@@ -320,9 +344,8 @@ async def test_metrics_names_present_and_moving(deploy: Any, sink: Sink) -> None
     d = await deploy("billing")
     await d.publish(2)
     await sink.until(lambda: len(sink.hits) >= 2)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{d.process.url}/metrics") as resp:
-            text = await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(f"{d.process.url}/metrics") as resp:
+        text = await resp.text()
     for name in (
         'gateway_backlog{subscription="billing"} 2.0',
         'gateway_breaker_open{subscription="billing"} 0.0',
@@ -335,9 +358,8 @@ async def test_metrics_names_present_and_moving(deploy: Any, sink: Sink) -> None
     sink.status["billing"] = 204
     await sink.until(lambda: len(sink.ok("billing")) >= 2)
     await asyncio.sleep(0.3)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{d.process.url}/metrics") as resp:
-            text = await resp.text()
+    async with aiohttp.ClientSession() as http, http.get(f"{d.process.url}/metrics") as resp:
+        text = await resp.text()
     assert 'gateway_backlog{subscription="billing"} 0.0' in text
     assert 'gateway_delivery_latency_seconds_count{subscription="billing"} 2.0' in text
 
@@ -345,7 +367,41 @@ async def test_metrics_names_present_and_moving(deploy: Any, sink: Sink) -> None
 async def test_cannot_reach_exits_2_with_the_address(tmp_path: Path) -> None:
     port = free_port()
     done = run_cli("status", "--url", f"http://127.0.0.1:{port}")
-    assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port}" in done.stderr
     config = write_deployment(tmp_path, [], {})
     done = run_cli("status", "-c", str(config))
-    assert done.returncode == 2 and "admin:" in done.stderr
+    assert done.returncode == 2
+    assert "admin:" in done.stderr
+
+
+async def test_two_postgres_replicas_answer_for_the_deployment(deploy: Any, sink: Sink) -> None:
+    """A pause made on one replica holds on the other; counts are the whole deployment's; a
+    redrive from one replica delivers each dead letter once."""
+    async with postgres_schema(pool_max=4) as url:
+        a = await deploy("billing", "warehouse", store=url)
+        b = await deploy("billing", "warehouse", store=url)
+        assert a.cli("pause", "billing")[0] == 0
+        await asyncio.sleep(0.5)  # past both replicas' poll_interval: b has read the pause
+        held = await b.publish(2) + await a.publish(1)
+        await sink.until(lambda: {h.event_id for h in sink.ok("warehouse")} >= set(held))
+        for replica in (a, b):
+            status = replica.json("status")
+            billing = next(s for s in status["subscriptions"] if s["name"] == "billing")
+            assert (billing["state"], billing["backlog"]) == ("paused", 3)
+        assert not [h for h in sink.hits if h.path == "billing"]
+        assert b.cli("resume", "billing")[0] == 0
+        await sink.until(lambda: {h.event_id for h in sink.ok("billing")} == set(held))
+
+        sink.status["billing"] = 400
+        dead = await a.publish(2)
+        await sink.until(lambda: len([h for h in sink.hits if h.status == 400]) == 2)
+        await asyncio.sleep(0.3)
+        listed = b.json("deadletters", "billing")
+        assert sorted(d["id"] for d in listed["dead_letters"]) == sorted(dead)
+        sink.status["billing"] = 204
+        assert b.json("redrive", "billing") == {"matched": 2, "queued": 2, "dry_run": False}
+        await sink.until(lambda: {h.event_id for h in sink.ok("billing")} >= set(dead))
+        await asyncio.sleep(0.5)
+        redelivered = [h.event_id for h in sink.ok("billing") if h.event_id in dead]
+        assert sorted(redelivered) == sorted(dead)  # once each, by one replica or the other

@@ -60,7 +60,8 @@ async def test_dead_letters_where_filters_and_pages(store: Store) -> None:
         DeadLetterQuery(subscription="a", after=first[-1].id, limit=10)
     )
     assert ids(first) + ids(rest) == ["e0", "e1", "e2", "e3"]
-    assert first[0].reason == "rejected" and first[0].status == 400
+    assert first[0].reason == "rejected"
+    assert first[0].status == 400
 
 
 async def test_events_between_and_requeue(store: Store) -> None:
@@ -89,7 +90,8 @@ async def test_events_between_and_requeue(store: Store) -> None:
     assert await store.requeue("a", [all_events[0].seq], 400.0) == 1
     again = [row for row in await store.lease("a", Kind.SINK, 10, 400.0, LEASE)
              if row.event.id == "e1"]
-    assert len(again) == 1 and again[0].id != first.id
+    assert len(again) == 1
+    assert again[0].id != first.id
 
 
 async def test_history_lists_deliveries_and_attempts(store: Store) -> None:
@@ -101,9 +103,11 @@ async def test_history_lists_deliveries_and_attempts(store: Store) -> None:
     await store.finish([Ack(a, Attempt(200, 3.0))], 111.0)
     found = await store.history("/shop", "e1")
     assert found is not None
-    assert found.stored.event.id == "e1" and found.stored.received_at == 100.0
+    assert found.stored.event.id == "e1"
+    assert found.stored.received_at == 100.0
     by_name = {d.subscription: d for d in found.deliveries}
-    assert by_name["a"].state == State.DELIVERED and by_name["b"].state == State.PENDING
+    assert by_name["a"].state == State.DELIVERED
+    assert by_name["b"].state == State.PENDING
     assert [(t.attempt, t.status, t.error) for t in by_name["a"].tries] == [
         (1, 500, "boom"),
         (2, 200, None),

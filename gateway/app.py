@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway.config.model import Config
+from gateway.admin import api as admin_api
+from gateway.admin.control import Control, Loader
+from gateway.config.model import Admin, Config
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
 from gateway.ingest import http as ingest_http
@@ -22,7 +24,7 @@ from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import problems
 from gateway.ingest.sources import http as sources_http
 from gateway.ops import health
-from gateway.ops.metrics import standard
+from gateway.ops.metrics import Metrics, standard
 from gateway.routing.router import Router
 from gateway.runtime import GATEWAY, Gateway
 from gateway.schemas import SchemaRegistry
@@ -111,3 +113,40 @@ def build(gw: Gateway) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+# -- operating (CONTRACT 6) ---------------------------------------------------------------------
+
+SUBSCRIPTION_GAUGES = (
+    "gateway_backlog", "gateway_oldest_pending_seconds", "gateway_breaker_open",
+    "gateway_subscription_paused",
+)  # fmt: skip
+
+
+def operate(gw: Gateway, app: web.Application, load: Loader) -> Control:
+    """The operator's handle on a built gateway (reload, pause, ...), and the gauges read from
+    the store at each scrape of /metrics."""
+    control = Control(gw, app[INGEST], load)
+
+    async def gauges(metrics: Metrics) -> None:
+        subscriptions = await control.subscriptions()
+        for name in SUBSCRIPTION_GAUGES:
+            metrics.clear(name)
+        for sub in subscriptions:
+            label = sub["name"]
+            metrics.set("gateway_backlog", sub["backlog"], subscription=label)
+            metrics.set("gateway_oldest_pending_seconds", sub["oldest_pending_seconds"],
+                        subscription=label)  # fmt: skip
+            metrics.set("gateway_breaker_open", sub["state"] == "breaker-open", subscription=label)
+            metrics.set("gateway_subscription_paused", sub["state"] == "paused",
+                        subscription=label)  # fmt: skip
+        metrics.set("gateway_config_generation", control.generation)
+        metrics.set("gateway_config_reload_failed", bool(control.problems))
+
+    gw.metrics.on_refresh(gauges)
+    return control
+
+
+def build_admin(control: Control, admin: Admin) -> web.Application:
+    """The admin API's application, served on `admin.host:admin.port`."""
+    return admin_api.application(control, admin.token)

@@ -245,7 +245,7 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 async def serve(config: Config, registry: SchemaRegistry, worker: int | None = None) -> None:
     """Run until SIGTERM/SIGINT: stop accepting, let in-flight work finish, stop. A `worker` of
     `serve --workers` shares the port (SO_REUSEPORT) and has its own replica identity."""
-    from gateway.app import assemble, build
+    from gateway.app import assemble, build, build_admin, operate
     from gateway.ops.connections import GatewayRunner
     from gateway.store.pgurl import for_worker
 
@@ -253,10 +253,15 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
         config = dataclasses.replace(config, store_url=for_worker(config.store_url, worker))
 
     gw = assemble(config, registry)
-    runner = GatewayRunner(
-        build(gw), config.server, gw.metrics, handle_signals=False, access_log=None
-    )
+    app = build(gw)
+    control = operate(gw, app, load_all)
+    runner = GatewayRunner(app, config.server, gw.metrics, handle_signals=False, access_log=None)
     gw.metrics.gauge("gateway_connections_open", "HTTP connections open", lambda: runner.gate.open)
+    admin = None
+    if config.admin is not None:
+        admin = web.AppRunner(build_admin(control, config.admin), handle_signals=False,
+                              access_log=None)  # fmt: skip
+        await admin.setup()
     await runner.setup()
     try:
         site = web.TCPSite(
@@ -272,13 +277,22 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
         log.info(
             "gateway %s listening on %s (event loop: %s)", __version__, site.name, eventloop.name()
         )
+        if admin is not None and config.admin is not None:
+            admin_site = web.TCPSite(admin, config.admin.host, config.admin.port,
+                                     reuse_address=True)  # fmt: skip
+            await admin_site.start()
+            log.info("admin API listening on %s", admin_site.name)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, control.reload_soon)  # CONTRACT 6: reload
         await stop.wait()
         log.info("stopping: no new requests; draining in-flight deliveries")
     finally:
+        await control.stop()
+        if admin is not None:
+            await admin.cleanup()
         await runner.cleanup()
     log.info("stopped")
 
@@ -441,6 +455,9 @@ def parser() -> argparse.ArgumentParser:
     route_p.set_defaults(run=cmd_route)
     _add_devtools(commands, common)
     _add_editing(commands, common)
+    from gateway.admin.commands import add_commands
+
+    add_commands(commands, common, _config_path)
     return top
 
 

@@ -75,6 +75,14 @@ class InvalidEvent(GatewayError):
     slug = "invalid-event"
 
 
+class BadRequest(GatewayError):
+    """An admin request that cannot be carried out as asked (a bad time, filter or body)."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+
 class Unauthorized(GatewayError):
     status = 401
     title = "Unauthorized"

@@ -19,6 +19,7 @@ from gateway.config.files import discover, join, read, top
 from gateway.config.model import Config, Subscription
 from gateway.config.model import Source as SourceSpec
 from gateway.config.sections import (
+    read_admin,
     read_dispatch,
     read_egress,
     read_limits,
@@ -96,6 +97,8 @@ def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
     kw["dispatch"] = read_dispatch(main, raw.get("dispatch"))
     kw["egress"] = read_egress(main, raw.get("egress"))
     kw["limits"] = read_limits(main, raw.get("limits"))
+    if "admin" in raw:
+        kw["admin"] = read_admin(main, raw["admin"])
     return {k: v for k, v in kw.items() if v is not None}
 
 

@@ -89,6 +89,15 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
+class Admin:
+    """The admin API's own listener (CONTRACT 6); absent from the config = no listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    token: str | None = field(default=None, repr=False)  # Bearer token; required off loopback
+
+
+@dataclass(frozen=True, slots=True)
 class Producer:
     name: str
     tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -160,6 +169,7 @@ class Config:
     dispatch: Dispatch = field(default_factory=Dispatch)
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limits: Limits = field(default_factory=Limits)  # per-event attribute sizes
+    admin: Admin | None = None
 
     def subscription(self, name: str) -> Subscription | None:
         for sub in self.subscriptions:

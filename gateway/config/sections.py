@@ -15,7 +15,7 @@ from gateway.config import spec
 from gateway.config.expand import Parts
 from gateway.config.fields import Source
 from gateway.config.files import join
-from gateway.config.model import TLS, Dispatch, Producer, Server
+from gateway.config.model import TLS, Admin, Dispatch, Producer, Server
 from gateway.egress import EgressPolicy, Network
 from gateway.limits import Limits
 
@@ -28,6 +28,7 @@ CORE_ATTRIBUTES = frozenset(
     ("id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time",
      "data", "data_base64")
 )  # fmt: skip
+ADMIN_KEYS = spec.keys(spec.ADMIN)
 EGRESS_KEYS = spec.keys(spec.EGRESS)
 DISPATCH_KEYS = spec.keys(spec.DISPATCH)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -229,3 +230,29 @@ def read_limits(src: Source, value: Any) -> Limits:
             "must be <= limits.max_attributes_bytes (the limit for all attributes together)",
         )
     return limits
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_admin(src: Source, value: Any) -> Admin | None:
+    """CONTRACT 6: `admin: {host, port, token}`; a token is required off loopback."""
+    parts: Parts = ("admin",)
+    raw = f.section(src, value, parts, ADMIN_KEYS)
+    kw: dict[str, Any] = {}
+    if "host" in raw:
+        kw["host"] = f.string(src, raw["host"], (*parts, "host"))
+    if "port" in raw:
+        kw["port"] = f.integer(src, raw["port"], (*parts, "port"), 0, 65535)
+    if raw.get("token") not in (None, ""):  # empty (an unset `${VAR:-}`): no token
+        kw["token"] = f.string(src, raw["token"], (*parts, "token"))
+    admin = Admin(**{k: v for k, v in kw.items() if v is not None})
+    if admin.token is None and not loopback(admin.host) and raw.get("token") in (None, ""):
+        src.report((*parts, "host"), "a token is required when the admin host is not loopback")
+    return admin

@@ -418,6 +418,16 @@ EGRESS = Section(
     nullable=True,
 )
 
+ADMIN = Section(
+    {
+        "host": Text("address of the admin listener (a token is required off loopback)"),
+        "port": Integer(maximum=65535),
+        "token": Text("Authorization: Bearer <this> on every admin request", empty=True),
+    },
+    "the admin API's own listener; absent = no admin API",
+    nullable=True,
+)
+
 LIMITS = Section(
     {
         "max_attribute_bytes": Integer("one attribute", MIN_ATTRIBUTE_BYTES),
@@ -447,6 +457,7 @@ GATEWAY = Section(
         "dispatch": DISPATCH,
         "egress": EGRESS,
         "limits": LIMITS,
+        "admin": ADMIN,
     },
     "The CloudEvents gateway's main file (config/gateway.yaml)",
     nullable=True,

@@ -17,7 +17,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from gateway import redact
@@ -29,6 +30,8 @@ from gateway.errors import StoreUnavailable
 from gateway.ops.logs import Throttled
 from gateway.ops.metrics import Metrics
 from gateway.store.base import (
+    PAUSED_GONE,
+    PAUSED_OPERATOR,
     Ack,
     Attempt,
     Dead,
@@ -45,7 +48,7 @@ log = logging.getLogger("gateway.delivery")
 
 # A lease outlives the attempt's timeout by this much before another holder may take the row.
 LEASE_MARGIN = 30.0
-GONE = "410 Gone"  # why a subscription is paused
+GONE = PAUSED_GONE  # why a subscription is paused
 # Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
 MIN_IDLE = 0.005
 # Delays between tries to record an outcome the store refused; the last one repeats.
@@ -112,14 +115,14 @@ class Dispatcher:
         for name, on in (await self._store.paused()).items():
             sub = self._subs.get(name)
             # The comparison hashes slowly (the URL is not stored): off the event loop.
-            if sub is not None and not await asyncio.to_thread(on.same, sub.sink):
+            if await self._sink_changed(sub, on):
                 await self._store.resume(name)
                 log.info("subscription resumed: its sink changed", extra={"subscription": name})
                 continue
             if sub is not None and on.fingerprint is None:
                 # Paused before sinks were stored redacted: keep the pause, drop the URL.
-                on = await asyncio.to_thread(PausedOn.of, sub.sink)
-                await self._store.pause(name, on, GONE, self._clock())
+                on = replace(await asyncio.to_thread(PausedOn.of, sub.sink), reason=on.reason)
+                await self._store.pause(name, on, on.reason, self._clock())
             self._paused[name] = on
         self._paused_read = self._clock()
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
@@ -158,6 +161,54 @@ class Dispatcher:
             except StoreUnavailable:
                 log.warning("could not give back %d leases; they expire", len(self._abandoned))
             self._abandoned.clear()
+
+    # -- operators (CONTRACT 6) -------------------------------------------------------------
+
+    @staticmethod
+    async def _sink_changed(sub: Subscription | None, on: PausedOn) -> bool:
+        """A 410 pause ends when the subscription's sink changes; an operator's does not."""
+        if sub is None or on.reason != GONE:
+            return False
+        return not await asyncio.to_thread(on.same, sub.sink)
+
+    @property
+    def subscriptions(self) -> Mapping[str, Subscription]:
+        return self._subs
+
+    def breaker_open(self, name: str) -> bool:
+        """Whether the subscription's circuit breaker (CONTRACT 5) holds its attempts back; this
+        dispatcher has no breaker yet, so never."""
+        return False
+
+    async def pause(self, name: str) -> None:
+        """Stop attempts to `name` (on every replica sharing the store: they re-read pauses
+        every poll_interval); its events are kept meanwhile."""
+        sub = self._subs[name]
+        on = replace(await asyncio.to_thread(PausedOn.of, sub.sink), reason=PAUSED_OPERATOR)
+        await self._store.pause(name, on, PAUSED_OPERATOR, self._clock())
+        self._paused[name] = on
+        log.info("subscription paused by an operator", extra={"subscription": name})
+
+    async def resume(self, name: str) -> None:
+        """End a pause, an operator's or a 410's alike."""
+        await self._store.resume(name)
+        self._paused.pop(name, None)
+        self._wake.set()
+        log.info("subscription resumed by an operator", extra={"subscription": name})
+
+    async def reconfigure(self, subscriptions: Sequence[Subscription]) -> None:
+        """Take a reloaded config's subscriptions: new ones are leased from the next pass,
+        changed ones' pending rows follow their new settings, removed ones' rows stay pending
+        and unattempted (attempts in flight finish with the settings they started with).
+        A 410 pause whose sink changed ends."""
+        self._subs = {sub.name: sub for sub in subscriptions}
+        self._slots.reconfigure({sub.name: sub.delivery.max_in_flight for sub in subscriptions})
+        for name, on in list(self._paused.items()):
+            if await self._sink_changed(self._subs.get(name), on):
+                await self._store.resume(name)
+                self._paused.pop(name, None)
+                log.info("subscription resumed: its sink changed", extra={"subscription": name})
+        self._wake.set()
 
     # -- leasing --------------------------------------------------------------------------
 
@@ -293,7 +344,15 @@ class Dispatcher:
         attempt = Attempt(result.status, latency, result.error)
         decision = retry.decide(sub.delivery.retry, row.attempt, result)
         done = self._clock()
+        self._metrics.observe(
+            "gateway_attempt_duration_seconds", latency / 1000, subscription=sub.name
+        )
         if isinstance(decision, retry.Succeed):
+            if row.kind is Kind.SINK:
+                self._metrics.observe(
+                    "gateway_delivery_latency_seconds", done - row.received_at,
+                    subscription=sub.name,
+                )  # fmt: skip
             self._log(sub, row, attempt, "delivered")
             return Ack(row, attempt)
         if isinstance(decision, retry.RetryAt):
@@ -345,6 +404,8 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self._dispatch.purge_interval)
             try:
+                # CONTRACT 6: a removed subscription's rows are dead-lettered past retention.
+                await self._store.expire_removed(list(self._subs), self._clock(), self._retention)
                 removed = await self._store.purge(
                     self._clock(), self._retention, self._dedupe_window
                 )

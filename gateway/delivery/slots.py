@@ -31,6 +31,10 @@ class Slots:
         self._last: dict[str, float] = {}
         self.in_flight = 0
 
+    def reconfigure(self, caps: Mapping[str, int]) -> None:
+        """New subscriptions (a reload); counts of those in flight are kept."""
+        self._caps = dict(caps)
+
     def take(self, name: str, now: float) -> None:
         self._used[name] += 1
         self._last[name] = now

@@ -31,7 +31,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[GATEWAY].metrics.render()
+    metrics = request.app[GATEWAY].metrics
+    await metrics.refresh()
+    text = metrics.render()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

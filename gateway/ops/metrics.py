@@ -1,51 +1,108 @@
-"""Counters and gauges exposed at `GET /metrics` in the Prometheus text format (version 0.0.4)."""
+"""Metrics exposed at `GET /metrics` in the Prometheus text format, kept by `prometheus_client`
+in a registry of this gateway's own (CONTRACT 3 and 6).
+
+Families are made at first use, with the label names of that use. Gauges that come from the
+store (backlog, oldest pending age) are set by `refresh` callbacks run before each scrape.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 
-Labels = tuple[tuple[str, str], ...]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics import MetricWrapperBase
 
+log = logging.getLogger("gateway.metrics")
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created` series would double what is exposed, for no alert
+
+# Accepted -> delivered spans retries, so its buckets reach hours; one attempt's reach its timeout.
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
+ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+Refresh = Callable[["Metrics"], Awaitable[None]]
 
 
 class Metrics:
-    """A few named counters with labels, and gauges read at scrape time."""
+    """Counters, gauges and histograms with labels, in one registry."""
 
     def __init__(self) -> None:
-        self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        self.registry = CollectorRegistry(auto_describe=True)
         self._help: dict[str, tuple[str, str]] = {}
-        self._gauges: dict[str, Callable[[], float]] = {}
+        self._families: dict[str, MetricWrapperBase] = {}
+        self._refresh: list[Refresh] = []
 
     def describe(self, name: str, kind: str, text: str) -> None:
         self._help[name] = (kind, text)
 
+    def _family(self, name: str, kind: str, labels: Mapping[str, str]) -> MetricWrapperBase:
+        family = self._families.get(name)
+        if family is None:
+            text = self._help.get(name, (kind, name))[1]
+            names = sorted(labels)
+            if kind == "counter":
+                family = Counter(name, text, names, registry=self.registry)
+            elif kind == "gauge":
+                family = Gauge(name, text, names, registry=self.registry)
+            else:
+                buckets = LATENCY_BUCKETS if "latency" in name else ATTEMPT_BUCKETS
+                family = Histogram(name, text, names, registry=self.registry, buckets=buckets)
+            self._families[name] = family
+        return family.labels(**labels) if labels else family
+
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self._counters[name][tuple(sorted(labels.items()))] += amount
+        counter = self._family(name, "counter", labels)
+        assert isinstance(counter, Counter)
+        counter.inc(amount)
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        histogram = self._family(name, "histogram", labels)
+        assert isinstance(histogram, Histogram)
+        histogram.observe(max(value, 0.0))
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        gauge = self._family(name, "gauge", labels)
+        assert isinstance(gauge, Gauge)
+        gauge.set(value)
+
+    def clear(self, name: str) -> None:
+        """Forget every label set of a family (subscriptions that are gone)."""
+        family = self._families.get(name)
+        if family is not None:
+            family.clear()
 
     def gauge(self, name: str, text: str, read: Callable[[], float]) -> None:
+        """A gauge read at scrape time."""
         self._help[name] = ("gauge", text)
-        self._gauges[name] = read
+        gauge = self._family(name, "gauge", {})
+        assert isinstance(gauge, Gauge)
+        gauge.set_function(read)
 
     def value(self, name: str, **labels: str) -> float:
-        return self._counters.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+        found = self.registry.get_sample_value(name, dict(labels))
+        return 0.0 if found is None else found
+
+    def on_refresh(self, callback: Refresh) -> None:
+        """Run `callback` before each scrape (gauges read from the store)."""
+        self._refresh.append(callback)
+
+    async def refresh(self) -> None:
+        for callback in self._refresh:
+            try:
+                await callback(self)
+            except Exception as exc:  # a scrape still answers with what is known
+                log.warning("metrics not refreshed: %s", exc)
 
     def render(self) -> str:
-        lines: list[str] = []
-        for name in sorted(set(self._counters) | set(self._gauges)):
-            kind, text = self._help.get(name, ("counter", name))
-            lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-            if name in self._gauges:
-                lines.append(f"{name} {self._gauges[name]()}")
-                continue
-            for labels, value in sorted(self._counters[name].items()):
-                rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()
 
 
 def standard() -> Metrics:
@@ -62,4 +119,18 @@ def standard() -> Metrics:
         ("gateway_connections_timed_out_total", "Connections cut off by a deadline, by phase"),
     ):
         metrics.describe(name, "counter", text)
+    for name, text in (
+        ("gateway_backlog", "Pending deliveries, by subscription"),
+        ("gateway_oldest_pending_seconds", "Age of the oldest pending delivery, by subscription"),
+        ("gateway_breaker_open", "1 while the subscription's circuit breaker is open"),
+        ("gateway_subscription_paused", "1 while the subscription is paused"),
+        ("gateway_config_generation", "Config generation loaded (1 at start, +1 per reload)"),
+        ("gateway_config_reload_failed", "1 when the last reload was refused"),
+    ):
+        metrics.describe(name, "gauge", text)
+    for name, text in (
+        ("gateway_delivery_latency_seconds", "Accepted to delivered, by subscription"),
+        ("gateway_attempt_duration_seconds", "One delivery attempt, by subscription"),
+    ):
+        metrics.describe(name, "histogram", text)
     return metrics

@@ -15,12 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
 from gateway import redact
 from gateway.event import AttributeValue, DataKind, Event
+
+if TYPE_CHECKING:
+    from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+
+# Why a subscription is paused: its sink answered 410 (ends when the sink changes, or on
+# `resume`), or an operator paused it (ends only on `resume`).
+PAUSED_GONE = "410 Gone"
+PAUSED_OPERATOR = "operator"
 
 
 def stored_event(attrs: bytes, data: bytes | None, kind: int) -> Event:
@@ -69,6 +77,7 @@ class PausedOn:
 
     sink: str
     fingerprint: str | None = None  # None: a row from before fingerprints; `sink` is verbatim
+    reason: str = PAUSED_GONE
 
     @classmethod
     def of(cls, url: str) -> PausedOn:
@@ -208,3 +217,28 @@ class Store(Protocol):
 
     async def purge(self, now: float, retention: float, dedupe_window: float) -> int:
         """Delete events whose deliveries all ended over `retention` ago; expire dedupe keys."""
+
+    # -- operators (CONTRACT 6; the types live in `gateway.store.ops`) --------------------------
+
+    async def counts(self) -> Mapping[str, Counts]:
+        """Per subscription with rows: backlog, oldest pending, delivered, failed attempts, dead
+        letters, the latest failed attempt's error. On a shared store: the whole deployment's."""
+
+    async def dead_letters_where(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Dead SINK rows matching `query`, in delivery id order (a page after `query.after`)."""
+
+    async def events_between(
+        self, since: float, until: float, after: int, limit: int
+    ) -> list[StoredEvent]:
+        """Stored events received within [since, until) with seq > `after`, in seq order."""
+
+    async def requeue(self, subscription: str, seqs: Sequence[int], now: float) -> int:
+        """New PENDING SINK rows (new webhook-ids) of these events for `subscription`, due now;
+        returns how many were added (events purged meanwhile are skipped)."""
+
+    async def history(self, source: str, id: str) -> EventHistory | None:
+        """The latest stored event with this (source, id), its deliveries and their attempts."""
+
+    async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
+        """Dead-letter (reason `removed`) the PENDING SINK rows of subscriptions not in `active`
+        created over `retention` ago and not held by a live lease; return how many."""

@@ -33,6 +33,7 @@ from gateway.store.base import (
     State,
     stored_event,
 )
+from gateway.store.memory_ops import MemoryOps
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
 
@@ -82,7 +83,7 @@ class LoggedAttempt:
     result: Attempt
 
 
-class MemoryStore:
+class MemoryStore(MemoryOps):
     """`Store` in dicts. `attempts` is the attempts log, for tests to read."""
 
     def __init__(self) -> None:
@@ -271,7 +272,7 @@ class MemoryStore:
 
     async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
         self._check()
-        self._paused[subscription] = sink
+        self._paused[subscription] = replace(sink, reason=reason)
 
     async def resume(self, subscription: str) -> None:
         self._check()

@@ -40,6 +40,7 @@ from gateway.store.base import (
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
+from gateway.store.sqlite_ops import SqliteOps
 from gateway.store.writer import Work, Writer, unavailable
 
 MEMORY = ":memory:"
@@ -60,7 +61,7 @@ class Durability:
     synchronous: str
 
 
-class SqliteStore:
+class SqliteStore(SqliteOps):
     """`Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str, *, synchronous: str = "normal") -> None:
@@ -68,7 +69,7 @@ class SqliteStore:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         self.path = path
         self.synchronous = synchronous
-        self._q = load_queries("sqlite.sql")
+        self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql")}
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None
         self._writer: Writer | None = None
@@ -205,7 +206,7 @@ class SqliteStore:
         return min(due) if due else None
 
     async def paused(self) -> Mapping[str, PausedOn]:
-        return {name: PausedOn(sink, fp) for name, sink, fp in self._read("paused")}
+        return {name: PausedOn(sink, fp, why) for name, sink, fp, why in self._read("paused")}
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         if subscription is None:

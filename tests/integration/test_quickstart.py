@@ -106,6 +106,7 @@ def deployment(tmp_path: Path) -> tuple[Path, dict[str, str], dict[int, int]]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("GATEWAY_") and k != "PYTHONUNBUFFERED"}
     env["GATEWAY_PORT"] = str(free_port())
+    env["GATEWAY_ADMIN_PORT"] = str(free_port())
     for path in sorted((tmp_path / "config").rglob("*.yaml")):
         for name, _, port, rest in SINK_URL.findall(path.read_text(encoding="utf-8")):
             mapped = ports.setdefault(int(port), free_port())

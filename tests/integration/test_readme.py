@@ -45,6 +45,7 @@ def example_env(tmp_path: Path, port: int) -> dict[str, str]:
     dead = f"http://127.0.0.1:{free_port()}"
     return {
         "GATEWAY_PORT": str(port),
+        "GATEWAY_ADMIN_PORT": str(free_port()),
         "GATEWAY_STORE": f"sqlite:///{tmp_path}/gateway.db",
         "BILLING_SINK": f"{dead}/billing",
         "WAREHOUSE_SINK": f"{dead}/warehouse",

@@ -145,7 +145,7 @@ SET sink = excluded.sink, sink_fingerprint = excluded.sink_fingerprint, reason =
 DELETE FROM paused WHERE subscription = :subscription;
 
 -- name: paused
-SELECT subscription, sink, sink_fingerprint FROM paused ORDER BY subscription;
+SELECT subscription, sink, sink_fingerprint, reason FROM paused ORDER BY subscription;
 
 -- Dead letters --------------------------------------------------------------------------------
 

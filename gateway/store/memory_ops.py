@@ -1,0 +1,178 @@
+"""The in-memory store's operator methods (`Store` protocol, CONTRACT 6), for unit tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from gateway.store.base import DeadLetter, DeadLetterInfo, Kind, State
+from gateway.store.ops import (
+    REMOVED,
+    Counts,
+    DeadLetterQuery,
+    DeliveryHistory,
+    EventHistory,
+    StoredEvent,
+    TriedAt,
+    error_text,
+)
+
+if TYPE_CHECKING:
+    from gateway.store.memory import LoggedAttempt, _Row, _Stored
+
+
+def _failed(status: int | None) -> bool:
+    return status is None or not 200 <= status < 300
+
+
+class MemoryOps:
+    """Mixed into `MemoryStore`, which provides the rows, events and attempts log."""
+
+    if TYPE_CHECKING:
+        attempts: list[LoggedAttempt]
+        _events: dict[int, _Stored]
+        _rows: dict[int, _Row]
+        _ids: itertools.count[int]
+        _wakeup: Callable[[], None]
+
+        def _check(self) -> None: ...
+
+        def _put(self, row: _Row, **changes: object) -> _Row: ...
+
+        async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]: ...
+
+    async def counts(self) -> Mapping[str, Counts]:
+        self._check()
+        out: dict[str, Counts] = {}
+        for row in self._rows.values():
+            if row.kind is not Kind.SINK:
+                continue
+            c = out.get(row.subscription, Counts())
+            pending = row.state is State.PENDING
+            oldest = c.oldest_pending_at
+            if pending and (oldest is None or row.created_at < oldest):
+                oldest = row.created_at
+            out[row.subscription] = Counts(
+                c.backlog + pending,
+                oldest,
+                c.delivered + (row.state is State.DELIVERED),
+                c.failed,
+                c.dead_letters + (row.state is State.DEAD),
+                c.last_error,
+            )
+        latest: dict[str, float] = {}
+        for entry in self.attempts:
+            logged = self._rows.get(entry.delivery_id)
+            if logged is None or logged.kind is not Kind.SINK or not _failed(entry.result.status):
+                continue
+            name = logged.subscription
+            c = out[name]
+            last = c.last_error
+            if entry.at >= latest.get(name, float("-inf")):
+                latest[name] = entry.at
+                last = error_text(entry.result.status, entry.result.error)
+            out[name] = Counts(
+                c.backlog, c.oldest_pending_at, c.delivered, c.failed + 1, c.dead_letters, last
+            )
+        return out
+
+    async def dead_letters_where(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        self._check()
+        ids = set(query.event_ids)
+        found = [
+            dead
+            for dead in await self.dead_letters(query.subscription, len(self._rows))
+            if dead.id > query.after
+            and (query.since is None or dead.updated_at >= query.since)
+            and (query.until is None or dead.updated_at < query.until)
+            and (not ids or dead.event.id in ids)
+        ]
+        return sorted(found, key=lambda dead: dead.id)[: max(query.limit, 0)]
+
+    async def events_between(
+        self, since: float, until: float, after: int, limit: int
+    ) -> list[StoredEvent]:
+        self._check()
+        return [
+            StoredEvent(seq, stored.event(), stored.received_at, stored.producer)
+            for seq, stored in sorted(self._events.items())
+            if seq > after and since <= stored.received_at < until
+        ][: max(limit, 0)]
+
+    async def requeue(self, subscription: str, seqs: Sequence[int], now: float) -> int:
+        self._check()
+        from gateway.store.memory import _Row
+
+        added = 0
+        for seq in seqs:
+            if seq not in self._events:
+                continue
+            earlier = [
+                row.ordering_key
+                for row in self._rows.values()
+                if row.event_seq == seq and row.subscription == subscription
+            ]
+            row = _Row(
+                next(self._ids), seq, subscription, Kind.SINK, now, now, now,
+                ordering_key=earlier[0] if earlier else None,
+            )  # fmt: skip
+            self._rows[row.id] = row
+            added += 1
+        if added:
+            self._wakeup()
+        return added
+
+    async def history(self, source: str, id: str) -> EventHistory | None:
+        self._check()
+        seqs = [seq for seq, e in self._events.items() if (e.source, e.id) == (source, id)]
+        if not seqs:
+            return None
+        seq = max(seqs)
+        stored = self._events[seq]
+        rows = sorted((r for r in self._rows.values() if r.event_seq == seq), key=lambda r: r.id)
+        return EventHistory(
+            StoredEvent(seq, stored.event(), stored.received_at, stored.producer),
+            tuple(
+                DeliveryHistory(
+                    row.id,
+                    row.subscription,
+                    int(row.kind),
+                    int(row.state),
+                    row.attempts,
+                    row.due_at,
+                    row.created_at,
+                    row.finished_at,
+                    row.last_status,
+                    row.last_error,
+                    row.dead.reason if row.dead else None,
+                    tuple(
+                        TriedAt(
+                            e.attempt, e.at, e.result.status, e.result.latency_ms, e.result.error
+                        )
+                        for e in self.attempts
+                        if e.delivery_id == row.id
+                    ),
+                )
+                for row in rows
+            ),
+        )
+
+    async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
+        self._check()
+        names = set(active)
+        changed = 0
+        for row in list(self._rows.values()):
+            if (
+                row.state is State.PENDING
+                and row.kind is Kind.SINK
+                and row.subscription not in names
+                and row.created_at < now - retention
+                and (row.lease is None or row.due_at <= now)
+            ):
+                info = DeadLetterInfo(REMOVED, None, row.attempts, "")
+                self._put(
+                    row, state=State.DEAD, lease=None, finished_at=now, updated_at=now, dead=info
+                )
+                changed += 1
+        return changed

@@ -1,0 +1,71 @@
+-- Named queries of the SQLite store for operators (CONTRACT 6): counts, dead letters by filter,
+-- replay windows, one event's history, removed subscriptions. Enums as in gateway.store.base.
+
+-- name: ops_counts
+SELECT subscription,
+       SUM(state = 0),
+       MIN(CASE WHEN state = 0 THEN created_at END),
+       SUM(state = 1),
+       SUM(state = 2)
+FROM deliveries WHERE kind = 0
+GROUP BY subscription;
+
+-- name: ops_failures
+-- Failed attempts per subscription; the bare columns are those of the latest one (SQLite takes
+-- them from the row that gives MAX(a.at)).
+SELECT d.subscription, COUNT(*), a.status, a.error, MAX(a.at)
+FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+WHERE d.kind = 0 AND (a.status IS NULL OR a.status < 200 OR a.status >= 300)
+GROUP BY d.subscription;
+
+-- name: ops_dead_letters
+SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),
+       d.updated_at, e.attrs, e.data, e.kind, e.producer
+FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
+WHERE d.state = 2 AND d.kind = 0 AND d.id > :after
+  AND (:subscription IS NULL OR d.subscription = :subscription)
+  AND (:since IS NULL OR d.updated_at >= :since)
+  AND (:until IS NULL OR d.updated_at < :until)
+  AND (:ids IS NULL OR e.id IN (SELECT value FROM json_each(:ids)))
+ORDER BY d.id
+LIMIT :limit;
+
+-- name: ops_events_between
+SELECT seq, attrs, data, kind, received_at, producer FROM events
+WHERE seq > :after AND received_at >= :since AND received_at < :until
+ORDER BY seq
+LIMIT :limit;
+
+-- name: ops_requeue
+-- A new row (a new webhook-id), with the ordering key the event's earlier row for it had.
+INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
+                        created_at, updated_at)
+SELECT e.seq, :subscription, 0, 0, 0, :now,
+       (SELECT d.ordering_key FROM deliveries AS d
+        WHERE d.event_seq = e.seq AND d.subscription = :subscription AND d.kind = 0 LIMIT 1),
+       :now, :now
+FROM events AS e WHERE e.seq = :seq;
+
+-- name: ops_event
+SELECT seq, attrs, data, kind, received_at, producer FROM events
+WHERE source = :source AND id = :id
+ORDER BY seq DESC
+LIMIT 1;
+
+-- name: ops_event_deliveries
+SELECT id, subscription, kind, state, attempts, due_at, created_at, finished_at, last_status,
+       last_error, dl_reason
+FROM deliveries WHERE event_seq = :seq
+ORDER BY id;
+
+-- name: ops_event_attempts
+SELECT delivery_id, attempt, at, status, latency_ms, error FROM attempts
+WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = :seq)
+ORDER BY delivery_id, at, attempt;
+
+-- name: ops_expire_removed
+UPDATE deliveries
+SET state = 2, lease = NULL, finished_at = :now, updated_at = :now, dl_reason = 'removed',
+    dl_attempts = attempts
+WHERE state = 0 AND kind = 0 AND created_at < :cutoff AND (lease IS NULL OR due_at <= :now)
+  AND subscription NOT IN (SELECT value FROM json_each(:active));

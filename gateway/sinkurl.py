@@ -8,6 +8,7 @@ what would be a dead letter per event into a problem at file:line.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from yarl import URL
@@ -19,6 +20,7 @@ class InvalidSink(ValueError):
     """The URL cannot be a sink; the message says why, without repeating the URL."""
 
 
+@functools.lru_cache(maxsize=1024)  # the sender asks once per attempt; sinks are few
 def parse(text: str) -> URL:
     """The sink URL the sender posts to; `InvalidSink` when it would refuse it."""
     if any(c.isspace() or not c.isprintable() for c in text):

@@ -38,12 +38,22 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._help: dict[str, tuple[str, str]] = {}
         self._families: dict[str, MetricWrapperBase] = {}
+        # Labelled children by (name, labels): `labels()` costs a lock and a dict build per call,
+        # and counters move on every delivery attempt.
+        self._children: dict[tuple[str, tuple[tuple[str, str], ...]], MetricWrapperBase] = {}
         self._refresh: list[Refresh] = []
 
     def describe(self, name: str, kind: str, text: str) -> None:
         self._help[name] = (kind, text)
 
     def _family(self, name: str, kind: str, labels: Mapping[str, str]) -> MetricWrapperBase:
+        key = (name, tuple(labels.items()))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._labelled(name, kind, labels)
+        return child
+
+    def _labelled(self, name: str, kind: str, labels: Mapping[str, str]) -> MetricWrapperBase:
         family = self._families.get(name)
         if family is None:
             text = self._help.get(name, (kind, name))[1]
@@ -78,6 +88,8 @@ class Metrics:
         family = self._families.get(name)
         if family is not None:
             family.clear()
+            for key in [key for key in self._children if key[0] == name]:
+                del self._children[key]
 
     def gauge(self, name: str, text: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time."""

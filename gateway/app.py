@@ -7,7 +7,6 @@ period -> sender -> store.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +16,7 @@ from aiohttp import web
 from gateway.admin import api as admin_api
 from gateway.admin.control import Control, Loader
 from gateway.config.model import Admin, Config
+from gateway.config.sections import loopback
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
 from gateway.ingest import http as ingest_http
@@ -32,15 +32,6 @@ from gateway.store import open_store
 from gateway.store.base import Store
 
 log = logging.getLogger("gateway")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def assemble(
@@ -100,7 +91,7 @@ def build(gw: Gateway) -> web.Application:
         gw.ready = True
         await _summarize(gw)
         server = gw.config.server
-        if not _is_loopback(server.host) and not gw.config.producers and server.tls is None:
+        if not loopback(server.host) and not gw.config.producers and server.tls is None:
             log.warning(
                 "listening on %s without producers or TLS: anyone who reaches the port can publish",
                 server.host,

@@ -19,6 +19,10 @@
                          have sinks that answer after 5 s (dispatch.max_in_flight: 64), and
                          slow_neighbour_alone_p99_ms: the same subscription's p99 on its own
 
+With --store postgresql://... (or `bench/run.py --store ...`):
+  pg_fanout_eps_1, pg_fanout_eps_2   the fan-out phase on PostgreSQL with `gateway serve
+                         --workers 1` and `--workers 2`
+
 Throughput phases use `wrk` (bench/post.lua, one thread, 32 connections) when it is installed,
 else bench/loadgen.py; open-loop phases use bench/loadgen.py (wrk has no fixed-rate mode).
 Baselines run on the same event loop as `gateway serve` (bench/servers.py).
@@ -182,9 +186,41 @@ def fanout_phases(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
     return result
 
 
+def pg_fanout_phases(store: str, phase: float, sub_url: str, work: Path) -> dict[str, Any]:
+    """`pg_fanout_eps_1` / `_2`: the fan-out phase on PostgreSQL with `gateway serve --workers 1`
+    and `--workers 2` (two processes sharing the port and the database), each in a fresh
+    schema; and the gateway's CPU per event over all its processes."""
+    from run import pg_schema
+
+    result: dict[str, Any] = {}
+    for workers in (1, 2):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/events"
+        name = f"pg_fanout_{workers}"
+        with pg_schema(store, f"bench_{os.getpid()}_{name}") as store_url:
+            config = deployment(work / name, port, live(sub_url, SINKS), store=store_url)
+            command = [PY, "-m", "gateway", "serve", "-c", str(config), "--workers", str(workers)]
+            with process(command, f"http://127.0.0.1:{port}/readyz", work / f"gw-{name}.log"):
+                time.sleep(1.0 if workers > 1 else 0.0)  # every worker listening
+                reset(sub_url)
+                started = time.time()
+                run = closed_load(url, phase, f"pf{workers}")
+                seen = drained(sub_url, SINKS, run["accepted"])
+                delivered = min(seen["paths"].get(p, {}).get("count", 0) for p in SINKS)
+                last = max(seen["paths"].get(p, {}).get("last", started) for p in SINKS)
+                result[f"pg_fanout_eps_{workers}"] = round(
+                    delivered / max(last - started, run["seconds"]), 1
+                )
+                result[f"pg_ingest_live_eps_{workers}"] = round(
+                    run["accepted"] / run["seconds"], 1
+                )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5-second phases")
+    parser.add_argument("--store", help="postgresql://... : also pg_fanout_eps_1 and _2")
     args = parser.parse_args()
     phase = 5.0 if args.quick else 15.0
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -194,6 +230,8 @@ def main() -> None:
         with process([PY, str(HERE / "servers.py"), "subscriber", str(sub_port)],
                      f"{sub_url}/stats", work / "subscriber.log"):
             result = fanout_phases(phase, sub_url, work)
+            if args.store:
+                result.update(pg_fanout_phases(args.store, phase, sub_url, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["mode"] = "quick" if args.quick else "full"

@@ -288,7 +288,10 @@ def main() -> None:
             result.update(fanout_phases(phase, sub_url, work))
 
             if args.store:
+                from fanout import pg_fanout_phases
+
                 result.update(pg_phases(args.store, phase, sub_url, work))
+                result.update(pg_fanout_phases(args.store, phase, sub_url, work))
 
             import hostile  # bench/hostile.py; imports this module's helpers
 

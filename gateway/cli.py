@@ -331,6 +331,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     if args.workers > 1:
         return _supervise(config, str(path), args)
+    from gateway.ops import tracing
+
+    if exporters := tracing.configure(os.environ):
+        log.info("tracing: spans exported to %s", exporters)
     try:
         with asyncio.Runner(loop_factory=eventloop.factory()) as runner:
             runner.run(serve(config, registry, args.worker))
@@ -340,6 +344,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gateway: cannot listen: {exc}", file=sys.stderr)
         return 1
+    finally:
+        tracing.shutdown()
     return 0
 
 

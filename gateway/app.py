@@ -23,7 +23,7 @@ from gateway.ingest import http as ingest_http
 from gateway.ingest.context import INGEST, Ingest
 from gateway.ingest.problems import problems
 from gateway.ingest.sources import http as sources_http
-from gateway.ops import health
+from gateway.ops import health, tracing
 from gateway.ops.metrics import Metrics, standard
 from gateway.routing.router import Router
 from gateway.runtime import GATEWAY, Gateway
@@ -44,6 +44,7 @@ def assemble(
     """Wire the parts of one gateway (nothing is started yet)."""
     store = store if store is not None else open_store(config.store_url or config.store)
     metrics = standard()
+    store.on_commit(lambda seconds: metrics.observe("gateway_store_commit_seconds", seconds))
     sender = Sender(max_connections=config.dispatch.max_in_flight, egress=config.egress)
     dispatcher = Dispatcher(
         store,
@@ -76,7 +77,9 @@ async def _summarize(gw: Gateway) -> None:
 
 def build(gw: Gateway) -> web.Application:
     # Bodies are decoded by `ingest.http.read_body`, which answers every bad one itself.
-    app = web.Application(middlewares=[problems], handler_args={"auto_decompress": False})
+    app = web.Application(
+        middlewares=[*tracing.middlewares(), problems], handler_args={"auto_decompress": False}
+    )
     app[GATEWAY] = gw
     app[INGEST] = Ingest(gw.config, gw.registry, gw.store, gw.router, gw.metrics, gw.clock)
     ingest_http.add_routes(app)

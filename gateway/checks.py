@@ -10,6 +10,9 @@ egress policy?
   surprises, a function that does not exist) is a warning.
 - A sink or dead-letter sink written as a literal address that `egress` refuses is a warning:
   every attempt to it would fail (names are checked when they resolve, at delivery).
+
+Findings are placed like the loader's problems: the line of the offending key and its path as
+the subscription's own file numbers it (`subscriptions[0]` is the first of that file).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from gateway.config.model import Config
+from gateway.config.model import Config, Subscription
 from gateway.diagnostics import Problem
 from gateway.egress import literal_address, refusal
-from gateway.routing.filters import sql_warnings, type_tests
+from gateway.routing.filters import sql_warnings, type_tests_at
 
 _TESTS = {
     "exact": lambda known, value: value in known,
@@ -58,14 +61,18 @@ def _produced(dialect: str, value: str, open_prefixes: tuple[str, ...]) -> bool:
     return bool(open_prefixes)  # suffix: an open template may end with anything
 
 
+def _at(sub: Subscription, message: str, *parts: str | int, severity: str = "warning") -> Problem:
+    line, path = sub.where(*parts)
+    return Problem(sub.file, line, path, message, severity)
+
+
 def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[Problem]:
     types = frozenset(known)
     literal, open_prefixes = _source_types(config)
     declared = types | literal
     problems: list[Problem] = []
     reject = config.unknown_types == "reject"
-    for index, sub in enumerate(config.subscriptions):
-        at = f"subscriptions[{index}]"
+    for sub in config.subscriptions:
         for i, name in enumerate(sub.types):
             if name in types:
                 continue
@@ -74,16 +81,13 @@ def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[
                     f"type '{name}' has no schema and unknown_types is reject: "
                     "no such event can be accepted"
                 )
-                problems.append(Problem(sub.file, sub.line, f"{at}.types[{i}]", message))
+                problems.append(_at(sub, message, "types", i, severity="error"))
             else:
-                message = f"type '{name}' has no schema"
-                problems.append(Problem(sub.file, sub.line, f"{at}.types[{i}]", message, "warning"))
+                problems.append(_at(sub, f"type '{name}' has no schema", "types", i))
         for j, f in enumerate(sub.filters):
-            for warning in sql_warnings(f):
-                problems.append(
-                    Problem(sub.file, sub.line, f"{at}.filters[{j}]", warning, "warning")
-                )
-            for dialect, value in type_tests(f):
+            for parts, warning in sql_warnings(f):
+                problems.append(_at(sub, warning, "filters", j, *parts))
+            for parts, dialect, value in type_tests_at(f):
                 if not _TESTS[dialect](declared, value) and not _produced(
                     dialect, value, open_prefixes
                 ):
@@ -91,16 +95,14 @@ def subscriptions_against_schemas(config: Config, known: Iterable[str]) -> list[
                         f"the filter tests type {dialect} '{value}', which no schema declares "
                         "and no source produces"
                     )
-                    problems.append(
-                        Problem(sub.file, sub.line, f"{at}.filters[{j}]", message, "warning")
-                    )
+                    problems.append(_at(sub, message, "filters", j, *parts))
     return problems
 
 
 def sinks_against_egress(config: Config) -> list[Problem]:
     problems: list[Problem] = []
-    for index, sub in enumerate(config.subscriptions):
-        for key, url in (("sink", sub.sink), ("delivery.dead_letter", sub.delivery.dead_letter)):
+    for sub in config.subscriptions:
+        for key, url in (("sink", sub.sink), ("dead_letter", sub.delivery.dead_letter)):
             try:
                 host = urlsplit(url).hostname if url else None
             except ValueError:
@@ -108,7 +110,6 @@ def sinks_against_egress(config: Config) -> list[Problem]:
             address = None if host is None else literal_address(host)
             why = None if address is None else refusal(address, config.egress)
             if why is not None:
-                message = f"every delivery would be refused: {why}"
-                path = f"subscriptions[{index}].{key}"
-                problems.append(Problem(sub.file, sub.line, path, message, "warning"))
+                parts = ("sink",) if key == "sink" else ("delivery", "dead_letter")
+                problems.append(_at(sub, f"every delivery would be refused: {why}", *parts))
     return problems

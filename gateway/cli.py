@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway import __version__, eventloop
 from gateway.checks import sinks_against_egress, subscriptions_against_schemas
 from gateway.config.files import display
-from gateway.config.loader import collect
+from gateway.config.loader import collect, schemas_folder
 from gateway.config.model import Config
 from gateway.delivery import render
 from gateway.diagnostics import Problem
@@ -51,16 +51,25 @@ def _missing(path: Path) -> Problem:
 def load_all(path: Path) -> tuple[Config | None, SchemaRegistry | None, list[Problem]]:
     """The config, the schema registry and every problem found in either or between them
     (warnings included: callers decide with `Problem.is_error`)."""
+    config, registry, _, problems = _load(path)
+    return config, (registry if config is not None else None), problems
+
+
+def _load(path: Path) -> tuple[Config | None, SchemaRegistry | None, Path | None, list[Problem]]:
+    """`load_all`, plus the schemas folder; the schemas are loaded and checked even when the
+    config has problems, wherever gateway.yaml still says where they are (CONTRACT 2, check)."""
     if not path.exists():
-        return None, None, [_missing(path)]
+        return None, None, None, [_missing(path)]
     config, problems = collect(path)
-    registry = None
+    folder = config.schemas if config is not None else schemas_folder(path)
+    if folder is None:
+        return config, None, None, problems
+    registry, schema_problems = SchemaRegistry.load(folder)
+    problems = [*problems, *schema_problems]
     if config is not None:
-        registry, schema_problems = SchemaRegistry.load(config.schemas)
-        problems = [*problems, *schema_problems]
         problems += subscriptions_against_schemas(config, registry.types())
         problems += sinks_against_egress(config)
-    return config, registry, sorted(problems)
+    return config, registry, folder, sorted(problems)
 
 
 def _print_problems(problems: Sequence[Problem]) -> None:
@@ -77,14 +86,27 @@ def _fatal(problems: Sequence[Problem]) -> bool:
 # -- check ------------------------------------------------------------------------------------
 
 
+def _summary(config: Config, registry: SchemaRegistry | None) -> str:
+    schemas = 0 if registry is None else registry.files
+    return (
+        f"ok: {_count(len(config.files), 'file')}, "
+        f"{_count(len(config.subscriptions), 'subscription')}, "
+        f"{_count(len(config.sources), 'source')}, {_count(schemas, 'schema')}"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    config, _, problems = load_all(_config_path(args.config))
+    config, registry, folder, problems = _load(_config_path(args.config))
     if args.against:
-        if config is None:
-            print("gateway check: --against needs a loadable config", file=sys.stderr)
+        if folder is None:
+            print("gateway check: --against: no schemas folder to compare", file=sys.stderr)
         else:
             try:
-                problems = sorted(problems + compat.against(args.against, config.schemas))
+                problems = sorted(problems + compat.against(args.against, folder))
             except compat.GitError as exc:
                 print(f"gateway check: --against {args.against}: {exc}", file=sys.stderr)
                 return 1
@@ -104,6 +126,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         errors = sum(1 for p in problems if p.is_error)
         if problems:
             print(f"{errors} error(s), {len(problems) - errors} other finding(s)", file=sys.stderr)
+        if not failed and config is not None:
+            print(_summary(config, registry), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -307,6 +331,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     if args.workers > 1:
         return _supervise(config, str(path), args)
+    from gateway.ops import tracing
+
+    if exporters := tracing.configure(os.environ):
+        log.info("tracing: spans exported to %s", exporters)
     try:
         with asyncio.Runner(loop_factory=eventloop.factory()) as runner:
             runner.run(serve(config, registry, args.worker))
@@ -316,6 +344,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gateway: cannot listen: {exc}", file=sys.stderr)
         return 1
+    finally:
+        tracing.shutdown()
     return 0
 
 

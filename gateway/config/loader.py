@@ -33,7 +33,7 @@ from gateway.config.subscriptions import Headers, Layer, read_headers, read_laye
 from gateway.diagnostics import Problem
 from gateway.errors import ConfigError
 
-__all__ = ["collect", "load", "parse_duration"]
+__all__ = ["collect", "load", "parse_duration", "schemas_folder"]
 
 GATEWAY_KEYS = spec.keys(spec.GATEWAY)
 DEFAULTS_KEYS = spec.keys(spec.DEFAULTS)
@@ -65,6 +65,19 @@ def collect(
     return (None, problems) if problems or config is None else (config, [])
 
 
+def schemas_folder(path: Path, env: Mapping[str, str] | None = None) -> Path | None:
+    """The schemas folder gateway.yaml names (or the default one), found even when another part
+    of the config is broken, so that `gateway check` still checks the schemas (CONTRACT 2: a
+    broken subscription file does not hide a broken schema). None when gateway.yaml cannot say
+    or the folder does not exist (both reported by `collect`)."""
+    main, ok = read(path, os.environ if env is None else env)
+    document = main.located.value if ok else None
+    if document is not None and not isinstance(document, dict):
+        return None
+    folder = _schemas(main, document or {}, path.parent)
+    return folder if folder is not None and folder.is_dir() else None
+
+
 def _build(main: Source, path: Path, env: Mapping[str, str], files: list[Source]) -> Config | None:
     document = main.located.value
     raw = {} if document is None else f.mapping(main, document, ())
@@ -74,7 +87,8 @@ def _build(main: Source, path: Path, env: Mapping[str, str], files: list[Source]
     settings = _settings(main, raw, path.parent)
     subscriptions = _subscriptions(main, raw, path, env, files)
     sources = _sources(main, raw, path, env, files)
-    return Config(path=path, subscriptions=subscriptions, sources=sources, **settings)
+    shown = tuple(src.file for src in files)
+    return Config(path=path, subscriptions=subscriptions, sources=sources, files=shown, **settings)
 
 
 def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:

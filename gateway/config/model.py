@@ -5,11 +5,13 @@ Durations are float seconds. Nothing outside `gateway.config` reads YAML or the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.diagnostics import format_path
 from gateway.egress import EgressPolicy
 from gateway.limits import Limits
 
@@ -63,6 +65,21 @@ class Subscription:
     signing_secrets: tuple[str, ...] = field(default=(), repr=False)
     file: str = ""  # where it was declared, for messages
     line: int = 0
+    index: int = 0  # its position in its file's `subscriptions` list
+    # The line of every key path in its file (shared by the file's subscriptions).
+    lines: Mapping[tuple[str | int, ...], int] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def where(self, *parts: str | int) -> tuple[int, str]:
+        """The line and key path of a key inside this subscription, as its own file numbers
+        them (`"types", 0` -> `subscriptions[1].types[0]`), so that a finding about it reads
+        like a loader problem; the line is its nearest enclosing key's when it has none."""
+        path: tuple[str | int, ...] = ("subscriptions", self.index, *parts)
+        shown = format_path(path)
+        while len(path) > 2 and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, self.line), shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +187,7 @@ class Config:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limits: Limits = field(default_factory=Limits)  # per-event attribute sizes
     admin: Admin | None = None
+    files: tuple[str, ...] = field(default=(), compare=False)  # every config file read
 
     def subscription(self, name: str) -> Subscription | None:
         for sub in self.subscriptions:

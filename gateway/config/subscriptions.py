@@ -178,6 +178,8 @@ def read_subscription(
         signing_secrets=secrets,
         file=src.file,
         line=src.located.line(parts),
+        index=int(parts[-1]),
+        lines=src.located.lines,
     )
 
 

@@ -21,6 +21,7 @@ from gateway.delivery import retry, signing
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
 from gateway.delivery.render import render
 from gateway.egress import EgressPolicy
+from gateway.ops import tracing
 from gateway.store.base import Kind, Leased
 
 DEFAULT_USER_AGENT = f"cloudevents-gateway/{__version__}"
@@ -104,7 +105,13 @@ class Sender:
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
         started = time.perf_counter()
         limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
-        result = await self._post(target, headers, request.body, limit, now, started)
+        dead_letter = leased.kind is Kind.DEAD_LETTER
+        traced = tracing.attempt(
+            sub.name, leased.event.attributes, leased.attempt, headers, dead_letter=dead_letter
+        )
+        with traced as span:
+            result = await self._post(target, headers, request.body, limit, now, started)
+            span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
     def _headers(

@@ -27,6 +27,9 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created` series
 # Accepted -> delivered spans retries, so its buckets reach hours; one attempt's reach its timeout.
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# A group commit takes well under a millisecond on a local SQLite file; seconds mean trouble.
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+_BUCKETS = {"gateway_store_commit_seconds": COMMIT_BUCKETS}
 
 Refresh = Callable[["Metrics"], Awaitable[None]]
 
@@ -63,7 +66,9 @@ class Metrics:
             elif kind == "gauge":
                 family = Gauge(name, text, names, registry=self.registry)
             else:
-                buckets = LATENCY_BUCKETS if "latency" in name else ATTEMPT_BUCKETS
+                buckets = _BUCKETS.get(name) or (
+                    LATENCY_BUCKETS if "latency" in name else ATTEMPT_BUCKETS
+                )
                 family = Histogram(name, text, names, registry=self.registry, buckets=buckets)
             self._families[name] = family
         return family.labels(**labels) if labels else family
@@ -143,6 +148,7 @@ def standard() -> Metrics:
     for name, text in (
         ("gateway_delivery_latency_seconds", "Accepted to delivered, by subscription"),
         ("gateway_attempt_duration_seconds", "One delivery attempt, by subscription"),
+        ("gateway_store_commit_seconds", "One group commit of the store, BEGIN to COMMIT"),
     ):
         metrics.describe(name, "histogram", text)
     return metrics

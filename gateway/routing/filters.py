@@ -330,24 +330,50 @@ def _show(value: object) -> str:
     return "(missing)" if value is None else str(value)
 
 
+def _dialect_of(f: Filter) -> str:
+    if isinstance(f, _Attributes):
+        return f._dialect
+    if isinstance(f, _All | _Any):
+        return "all" if isinstance(f, _All) else "any"
+    return "not" if isinstance(f, _Not) else "sql" if isinstance(f, _Sql) else "data"
+
+
 def type_tests(f: Filter) -> list[tuple[str, str]]:
     """Every (dialect, value) test that selects on the `type` attribute inside a filter, nested
     ones too; tests under `not` exclude types, so they are left out."""
+    return [(dialect, value) for _, dialect, value in type_tests_at(f)]
+
+
+def type_tests_at(f: Filter) -> list[tuple[Parts, str, str]]:
+    """`type_tests`, each with the key path of its test inside the filter
+    (`("any", 0, "prefix", "type")`)."""
     if isinstance(f, _Attributes):
-        return [(f._dialect, value) for name, value in f._items if name == "type"]
+        return [((f._dialect, name), f._dialect, value) for name, value in f._items
+                if name == "type"]  # fmt: skip
     if isinstance(f, _All | _Any):
-        return [test for inner in f._filters for test in type_tests(inner)]
+        dialect = _dialect_of(f)
+        return [
+            ((dialect, i, *parts), kind, value)
+            for i, inner in enumerate(f._filters)
+            for parts, kind, value in type_tests_at(inner)
+        ]
     return []
 
 
-def sql_warnings(f: Filter) -> list[str]:
-    """What the CESQL compiler found legal but suspicious in the `sql` filters inside a filter."""
+def sql_warnings(f: Filter) -> list[tuple[Parts, str]]:
+    """What the CESQL compiler found legal but suspicious in the `sql` filters inside a filter,
+    each with the key path of its `sql` inside the filter."""
     if isinstance(f, _Sql):
-        return [f"{f.describe()}: {w}" for w in f._expression.warnings]
+        return [(("sql",), f"{f.describe()}: {w}") for w in f._expression.warnings]
     if isinstance(f, _All | _Any):
-        return [w for inner in f._filters for w in sql_warnings(inner)]
+        dialect = _dialect_of(f)
+        return [
+            ((dialect, i, *parts), w)
+            for i, inner in enumerate(f._filters)
+            for parts, w in sql_warnings(inner)
+        ]
     if isinstance(f, _Not):
-        return sql_warnings(f._filter)
+        return [(("not", *parts), w) for parts, w in sql_warnings(f._filter)]
     return []
 
 

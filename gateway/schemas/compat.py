@@ -301,7 +301,9 @@ def _files_at(ref: str, folder: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
 
 def against(ref: str, folder: Path) -> list[Problem]:
     """Compare the schemas folder with its content at a git ref (no network involved)."""
-    _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    # git's own message when the ref does not resolve ("fatal: bad revision 'x'").
+    _git(folder, "log", "-1", "--format=%H", "--end-of-options", ref, "--")
+    _git(folder, "rev-parse", "--verify", f"{ref}^{{commit}}")
     with tempfile.TemporaryDirectory(prefix="schemas-at-ref-") as tmp:
         old_folder = Path(tmp)
         for relative, content in _files_at(ref, folder):

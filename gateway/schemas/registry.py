@@ -108,9 +108,11 @@ class SchemaRegistry:
         self,
         by_type: Mapping[str, _Schema] | None = None,
         by_id: Mapping[str, _Schema] | None = None,
+        files: int = 0,
     ) -> None:
         self._by_type = dict(by_type or {})
         self._by_id = dict(by_id or {})
+        self.files = files  # schema files read, for `gateway check`'s summary
 
     @classmethod
     def load(cls, folder: Path) -> tuple[SchemaRegistry, list[Problem]]:
@@ -132,7 +134,7 @@ class SchemaRegistry:
         by_type, found = _by_type(documents, compiled)
         problems.extend(found)
         by_id = {uri: compiled[d.file] for uri, d in linkage.ids.items() if d.file in compiled}
-        return cls(by_type, by_id), sorted(set(problems))
+        return cls(by_type, by_id, len(documents)), sorted(set(problems))
 
     def types(self) -> frozenset[str]:
         """The event types that have a schema."""

@@ -180,6 +180,10 @@ class Store(Protocol):
         committed new delivery rows, and (shared stores) when another process committed some.
         This is how ingest and delivery meet: ingest commits, the store tells who listens."""
 
+    def on_commit(self, observe: Callable[[float], None]) -> None:
+        """Call `observe` with the seconds each transaction of the group commit took, BEGIN to
+        COMMIT (the operator's store commit latency; stores without one never call it)."""
+
     async def append(
         self, batch: Sequence[NewEvent], now: float, dedupe_window: float
     ) -> list[bool]:

@@ -11,6 +11,7 @@ bounded while the database is slow. `health` follows the batches for readiness.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import Backpressure, StoreUnavailable
@@ -28,10 +29,12 @@ U = TypeVar("U", bound=Queued)
 
 
 class Batcher(Generic[U]):
-    """`commits` counts the transactions the subclass committed."""
+    """`commits` counts the transactions the subclass committed; `observe`, when set, is told
+    how long each of them took, BEGIN to COMMIT, in seconds (the store commit histogram)."""
 
     def __init__(self, name: str, *, limit: int | None = None) -> None:
         self.commits = 0
+        self.observe: Callable[[float], None] | None = None
         self.health = WriteHealth()
         self._limit = limit
         self._name = name

@@ -18,6 +18,7 @@ connection (the pool closes it) and the callers get their results.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -146,6 +147,7 @@ class GroupCommit(Batcher[_Unit]):
     ) -> list[_Result] | None:
         """One transaction over all units; None when a merged statement failed (rolled back)."""
         committing = False
+        started = time.perf_counter()
         try:
             async with conn.transaction():
                 try:
@@ -166,6 +168,8 @@ class GroupCommit(Batcher[_Unit]):
             # The outcome of a COMMIT cut short is unknown: it is never repeated.
             raise unavailable(exc) from exc
         self.commits += 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
         self.health.succeeded()
         self._on_commit(sum(r.done.delta for r in results if r.done is not None))
         return results

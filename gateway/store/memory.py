@@ -119,6 +119,9 @@ class MemoryStore(MemoryOps):
         """One process owns this store: only its own appends make rows due."""
         self._wakeup = callback
 
+    def on_commit(self, observe: Callable[[float], None]) -> None:
+        """Nothing is committed: dicts change in place."""
+
     async def ping(self) -> None:
         self._check()
 

@@ -90,6 +90,7 @@ class PostgresStore(PostgresOps):
         self._outcomes: GroupCommit | None = None  # outcomes, pauses, redeliveries
         self._listener: Listener | None = None
         self._wakeup: Callable[[], None] | None = None
+        self._observe: Callable[[float], None] | None = None
         self._schema = ""
         self._identity = ""
         self._commits = 0
@@ -125,6 +126,11 @@ class PostgresStore(PostgresOps):
             self._group.after_commit = hook
 
     # -- life cycle ---------------------------------------------------------------------------
+
+    def on_commit(self, observe: Callable[[float], None]) -> None:
+        self._observe = observe
+        for group in self._groups():
+            group.observe = observe
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
         """`callback` runs after this replica's appends commit, and (LISTEN from `open()` on)
@@ -179,8 +185,9 @@ class PostgresStore(PostgresOps):
         self._outcomes = GroupCommit(
             pool, timeout=s.timeout, on_commit=self._committed, name="store-outcomes"
         )
-        self._group.start()
-        self._outcomes.start()
+        for group in (self._group, self._outcomes):
+            group.observe = self._observe
+            group.start()
 
     async def _claim_replica(self, conn: Connection) -> None:
         """On the listening session: hold this replica's identity while the process lives."""

@@ -78,6 +78,7 @@ class SqliteStore(SqliteOps):
         self._pending = 0
         self._identity = ""
         self._wakeup: Callable[[], None] = lambda: None
+        self._observe: Callable[[float], None] | None = None
 
     @property
     def identity(self) -> str:
@@ -100,6 +101,7 @@ class SqliteStore(SqliteOps):
             self._release()
             raise
         self._writer = Writer(self._conn, self._q, self._committed)
+        self._writer.observe = self._observe
         self._writer.start()
         if self.path != MEMORY:
             self._checkpointer = Checkpointer(self.path, self._q, commits=lambda: self.commits)
@@ -171,6 +173,11 @@ class SqliteStore(SqliteOps):
             return conn.execute(self._q[name], params or {}).fetchall()
         except sqlite3.Error as exc:
             raise unavailable(exc) from exc
+
+    def on_commit(self, observe: Callable[[float], None]) -> None:
+        self._observe = observe
+        if self._writer is not None:
+            self._writer.observe = observe
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
         """One process owns this store: only its own appends make rows due."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -76,6 +77,7 @@ class Writer(Batcher[_Unit[Any]]):
         if not units:
             return
         conn = self._conn
+        started = time.perf_counter()
         try:
             conn.execute(self._q["begin"])
             done = [self._attempt(unit) for unit in units]
@@ -87,6 +89,8 @@ class Writer(Batcher[_Unit[Any]]):
             _settle(units, [_Done(None, 0, unavailable(exc))] * len(units))
             return
         self.commits += 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - started)
         failed = [d.error for d in done if isinstance(d.error, sqlite3.OperationalError)]
         if failed:  # a full disk or an I/O error hit a unit, not its data
             self.health.failed(str(failed[-1]))

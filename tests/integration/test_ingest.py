@@ -219,6 +219,11 @@ async def test_health_readiness_and_metrics(start: Start) -> None:
     await gw.subscriber.wait_for("/all", 1)
     text = await (await gw.client.get("/metrics")).text()
     assert "gateway_events_accepted_total 1.0" in text
+    # the store's group commits, timed by the store through the callback given at assembly
+    assert "# TYPE gateway_store_commit_seconds histogram" in text
+    commits = next(line for line in text.splitlines()
+                   if line.startswith("gateway_store_commit_seconds_count"))  # fmt: skip
+    assert float(commits.split()[-1]) >= 1
 
 
 async def test_store_unavailable_answers_503_with_retry_after(start: Start) -> None:

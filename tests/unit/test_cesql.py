@@ -393,6 +393,10 @@ def test_explain(text: str, reason: str) -> None:
         ("NOSUCH(1)", "no function NOSUCH taking 1 argument(s): the call is always false"),
         ("SUBSTRING('a')", "no function SUBSTRING taking 1 argument(s)"),
         ("averyveryverylongattributename = 1", "longer than 20 characters"),
+        # Subscriptions API 3.2.4: a filter passes only on Boolean true.
+        ("INT(amount) + 1", "the value is an Integer, never a Boolean: no event matches"),
+        ("'yes'", "the value is a String, never a Boolean"),
+        ("CONCAT(subject, 'x')", "a String, never a Boolean"),
     ],
 )
 def test_warnings(text: str, warning: str) -> None:
@@ -401,7 +405,10 @@ def test_warnings(text: str, warning: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["a AND b AND c", "(a OR b) AND c", "NOT (a = b)", "NOT a AND b", "NOT EXISTS a", "INT(a) > 1"],
+    [
+        "a AND b AND c", "(a OR b) AND c", "NOT (a = b)", "NOT a AND b", "NOT EXISTS a",
+        "INT(a) > 1", "a", "BOOL(a)", "TRUE",
+    ],
 )
 def test_no_warnings(text: str) -> None:
     assert cesql.compile(text).warnings == ()

@@ -172,6 +172,22 @@ async def test_concurrent_writes_share_one_commit(stores: Callable[..., Postgres
     assert await store.pending() == 3
 
 
+async def test_each_group_commit_is_timed(stores: Callable[..., PostgresStore]) -> None:
+    [store] = await replicas(stores, 1)
+    seen: list[float] = []
+    store.on_commit(seen.append)  # once open: reaches both running groups
+    await store.append([routed("e0", "a")], 100.0, WINDOW)
+    [row] = await store.lease("a", Kind.SINK, 10, 100.0, 30.0)
+    before = len(seen)
+    assert before == 1
+    await asyncio.gather(
+        store.append([routed("e1", "a")], 101.0, WINDOW),
+        store.finish([Ack(row, OK)], 101.0),
+    )
+    assert len(seen) == before + 2  # the appends' group and the outcomes' group
+    assert all(isinstance(s, float) and s > 0 for s in seen)
+
+
 async def test_a_failing_call_fails_alone_inside_a_shared_commit(
     stores: Callable[..., PostgresStore], url: str
 ) -> None:

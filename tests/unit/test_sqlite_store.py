@@ -124,6 +124,23 @@ async def test_concurrent_writes_share_one_commit(store: SqliteStore) -> None:
     assert rows(store_path(store), "SELECT COUNT(*) FROM events") == [(3,)]
 
 
+async def test_each_group_commit_is_timed(db: Path) -> None:
+    store = SqliteStore(str(db))
+    seen: list[float] = []
+    store.on_commit(seen.append)  # before open: handed to the writer it starts
+    await store.open()
+    try:
+        before = store.commits
+        await asyncio.gather(*(store.append([routed(f"e{i}", "a")], 100.0, WINDOW)
+                               for i in range(3)))  # fmt: skip
+        await store.append([routed("e9", "a")], 101.0, WINDOW)
+        assert store.commits - before == 2
+        assert len(seen) == 2
+        assert all(isinstance(s, float) and s > 0 for s in seen)
+    finally:
+        await store.close()
+
+
 async def test_a_failing_call_rolls_back_alone_inside_a_shared_commit(store: SqliteStore) -> None:
     before = store.commits
     good, bad = await asyncio.gather(

@@ -17,7 +17,7 @@ from gateway.routing.cesql.compiler import Compiler
 from gateway.routing.cesql.errors import ErrorKind, EvalError
 from gateway.routing.cesql.functions import Function, Functions
 from gateway.routing.cesql.parser import parse
-from gateway.routing.cesql.values import ZERO, Value, show
+from gateway.routing.cesql.values import ZERO, Type, Value, show
 
 _BUILTIN_FUNCTIONS = Functions()
 _LABELS = {
@@ -60,7 +60,8 @@ class Expression:
     """One CESQL expression, parsed and compiled once; evaluating it never raises.
 
     `warnings` lists legal constructs that are probably not what the author meant (operator
-    grouping surprises, calls to functions that do not exist, over-long attribute names).
+    grouping surprises, calls to functions that do not exist, over-long attribute names, a
+    value whose type is statically Integer or String and so never passes as a filter).
 
     `matches(attributes)` is the filter (spec 1.2): True only for Boolean true reached without
     any error, stopping at the first error. It is the generated function itself, not a method
@@ -121,6 +122,10 @@ def compile(text: str, functions: Iterable[Function] = ()) -> Expression:
     # Spec 3.2: when the type cannot be known (a lone attribute), assume Boolean.
     zero = False if code.type is None else ZERO[code.type]
     unknown = tuple(f"{message}: the call is always false" for message in compiler.unknown)
+    if code.type is not None and code.type is not Type.BOOLEAN:
+        # Subscriptions API 3.2.4 (sql): only a Boolean true passes; this one can never be.
+        article = "an" if code.type is Type.INTEGER else "a"
+        unknown += (f"the value is {article} {code.type.value}, never a Boolean: no event matches",)
     # The fail-fast filter runs as generated code; evaluate keeps the closures (same semantics).
     match = generate(tree, registry) or _fail_fast(code.fn)
     return Expression(text, code.fn, match, zero, tuple(dict.fromkeys((*warnings, *unknown))))

@@ -7,6 +7,7 @@ period -> sender -> store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -138,6 +139,15 @@ def operate(gw: Gateway, app: web.Application, load: Loader) -> Control:
         metrics.set("gateway_config_reload_failed", bool(control.problems))
 
     gw.metrics.on_refresh(gauges)
+
+    async def heartbeat(app: web.Application) -> AsyncIterator[None]:
+        # After the store opened (cleanup contexts run in order), stopped before it closes.
+        task = asyncio.create_task(control.keep_reporting(), name="replica-heartbeat")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(heartbeat)
     return control
 
 

@@ -50,6 +50,11 @@ def status(client: Client, args: argparse.Namespace) -> int:
     print(f"config generation {config['generation']}, loaded {config['loaded_at']}")
     if config["last_error"]:
         print(f"last reload: {config['last_error']}")
+    replicas = config.get("replicas", [])
+    if len({r["generation"] for r in replicas}) > 1:  # drift: say which replica runs what
+        for r in replicas:
+            print(f"  replica {r['replica']}: generation {r['generation']}, "
+                  f"loaded {r['loaded_at']}")  # fmt: skip
     rows = [["SUBSCRIPTION", "STATE", "BACKLOG", "OLDEST", "DELIVERED", "FAILED", "DEAD",
              "LAST ERROR"]]  # fmt: skip
     for sub in body["subscriptions"]:

@@ -20,7 +20,7 @@ from typing import Any
 from gateway.admin.times import parse_time, rfc3339
 from gateway.config.model import Config, Subscription
 from gateway.diagnostics import Problem
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, StoreUnavailable
 from gateway.event import Event
 from gateway.ingest.context import Ingest
 from gateway.routing.filters import Filter, FilterError, compile_filter, match
@@ -28,7 +28,7 @@ from gateway.routing.router import Router
 from gateway.runtime import Gateway
 from gateway.schemas import SchemaRegistry
 from gateway.store.base import DeadLetter, Kind, State
-from gateway.store.ops import DeadLetterQuery, EventHistory
+from gateway.store.ops import DeadLetterQuery, EventHistory, ReplicaState
 
 log = logging.getLogger("gateway.admin")
 
@@ -36,6 +36,10 @@ Loader = Callable[[Path], tuple[Config | None, SchemaRegistry | None, list[Probl
 
 CHUNK = 500  # rows per store call of a redrive or replay
 RESTART_ONLY = ("server", "store_url", "admin", "dispatch", "egress")
+# Each replica reports its config generation this often; one silent for REPLICA_GONE is not
+# listed (a stopped replica, or one that can no longer reach the store).
+REPORT_EVERY = 10.0
+REPLICA_GONE = 3 * REPORT_EVERY
 STATES = {int(State.PENDING): "pending", int(State.DELIVERED): "delivered", int(State.DEAD): "dead"}
 
 
@@ -84,14 +88,50 @@ class Control:
     # -- config ---------------------------------------------------------------------------
 
     def config_json(self) -> dict[str, Any]:
-        errors = [p for p in self.problems if p.is_error]
         return {
             "generation": self.generation,
             "loaded_at": rfc3339(self.loaded_at),
-            "last_error": f"reload refused: {errors[0]}" if errors else None,
+            "last_error": self._last_error(),
             "problems": [p.as_json() for p in self.problems],
             "replica": self.gw.store.identity,
         }
+
+    def _last_error(self) -> str | None:
+        errors = [p for p in self.problems if p.is_error]
+        return f"reload refused: {errors[0]}" if errors else None
+
+    async def report(self) -> None:
+        """Tell the store (so every replica's `status`) which config this replica runs."""
+        state = ReplicaState(
+            self.gw.store.replica, self.generation, self.loaded_at, self._last_error(),
+            self.gw.clock(),
+        )  # fmt: skip
+        await self.gw.store.report_replica(state)
+
+    async def _report_now(self) -> None:
+        try:
+            await self.report()
+        except StoreUnavailable as exc:  # the heartbeat says it again shortly
+            log.debug("replica state not reported: %s", exc.detail)
+
+    async def keep_reporting(self) -> None:
+        """The replica's heartbeat: owned by the app (`app.operate`), cancelled at stop."""
+        while True:
+            await self._report_now()
+            await asyncio.sleep(REPORT_EVERY)
+
+    async def replicas_json(self) -> list[dict[str, Any]]:
+        now = self.gw.clock()
+        return [
+            {
+                "replica": r.replica,
+                "generation": r.generation,
+                "loaded_at": rfc3339(r.loaded_at),
+                "last_error": r.last_error,
+                "seen_seconds_ago": round(max(0.0, now - r.seen_at), 1),
+            }
+            for r in await self.gw.store.replicas(now - REPLICA_GONE)
+        ]
 
     def reload_soon(self) -> None:
         """SIGHUP: reload in a task of this object's own (one at a time; awaited at stop)."""
@@ -110,6 +150,7 @@ class Control:
                 self.problems = tuple(problems)
                 for problem in problems:
                     log.error("reload refused: %s", problem)
+                await self._report_now()
                 return Reloaded(False, self.generation, self.problems)
             changed = [key for key in RESTART_ONLY if getattr(config, key) != getattr(old, key)]
             if changed:
@@ -132,6 +173,7 @@ class Control:
                 "config reloaded: generation %d, %d subscriptions",
                 self.generation, len(config.subscriptions),
             )  # fmt: skip
+            await self._report_now()
             return Reloaded(True, self.generation, tuple(problems))
 
     # -- status ---------------------------------------------------------------------------
@@ -168,7 +210,8 @@ class Control:
         return out
 
     async def status(self) -> dict[str, Any]:
-        return {"config": self.config_json(), "subscriptions": await self.subscriptions()}
+        config = {**self.config_json(), "replicas": await self.replicas_json()}
+        return {"config": config, "subscriptions": await self.subscriptions()}
 
     def subscription(self, name: str) -> Subscription:
         sub = self.gw.dispatcher.subscriptions.get(name)

@@ -23,7 +23,13 @@ from gateway import redact
 from gateway.event import AttributeValue, DataKind, Event
 
 if TYPE_CHECKING:
-    from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+    from gateway.store.ops import (
+        Counts,
+        DeadLetterQuery,
+        EventHistory,
+        ReplicaState,
+        StoredEvent,
+    )
 
 # Why a subscription is paused: its sink answered 410 (ends when the sink changes, or on
 # `resume`), or an operator paused it (ends only on `resume`).
@@ -223,6 +229,16 @@ class Store(Protocol):
         """Delete events whose deliveries all ended over `retention` ago; expire dedupe keys."""
 
     # -- operators (CONTRACT 6; the types live in `gateway.store.ops`) --------------------------
+
+    @property
+    def replica(self) -> str:
+        """This process's replica identity (leases, `report_replica`)."""
+
+    async def report_replica(self, state: ReplicaState) -> None:
+        """Record what this replica runs (upsert by `state.replica`)."""
+
+    async def replicas(self, since: float) -> list[ReplicaState]:
+        """The replicas that reported at or after `since`, by name."""
 
     async def counts(self) -> Mapping[str, Counts]:
         """Per subscription with rows: backlog, oldest pending, delivered, failed attempts, dead

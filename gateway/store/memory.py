@@ -34,6 +34,7 @@ from gateway.store.base import (
     stored_event,
 )
 from gateway.store.memory_ops import MemoryOps
+from gateway.store.ops import ReplicaState
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
 
@@ -97,11 +98,16 @@ class MemoryStore(MemoryOps):
         self._tokens = itertools.count(1)
         self._open = False
         self._identity = secrets.token_hex(8)
+        self._replicas: dict[str, ReplicaState] = {}
         self._wakeup: Callable[[], None] = lambda: None
 
     @property
     def identity(self) -> str:
         return self._identity
+
+    @property
+    def replica(self) -> str:
+        return REPLICA
 
     async def open(self) -> None:
         now = time.time()

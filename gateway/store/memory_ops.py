@@ -13,6 +13,7 @@ from gateway.store.ops import (
     DeadLetterQuery,
     DeliveryHistory,
     EventHistory,
+    ReplicaState,
     StoredEvent,
     TriedAt,
     error_text,
@@ -35,12 +36,22 @@ class MemoryOps:
         _rows: dict[int, _Row]
         _ids: itertools.count[int]
         _wakeup: Callable[[], None]
+        _replicas: dict[str, ReplicaState]
 
         def _check(self) -> None: ...
 
         def _put(self, row: _Row, **changes: object) -> _Row: ...
 
         async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]: ...
+
+    async def report_replica(self, state: ReplicaState) -> None:
+        self._check()
+        self._replicas[state.replica] = state
+
+    async def replicas(self, since: float) -> list[ReplicaState]:
+        self._check()
+        return sorted((r for r in self._replicas.values() if r.seen_at >= since),
+                      key=lambda r: r.replica)  # fmt: skip
 
     async def counts(self) -> Mapping[str, Counts]:
         self._check()

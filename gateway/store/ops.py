@@ -77,6 +77,18 @@ class EventHistory:
     deliveries: tuple[DeliveryHistory, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """What one replica reports of itself: the config generation it runs and since when, its
+    last refused reload, and when it last said so."""
+
+    replica: str
+    generation: int
+    loaded_at: float
+    last_error: str | None
+    seen_at: float
+
+
 def error_text(status: int | None, error: str | None) -> str:
     """How a failed attempt is shown: its error, else its HTTP status."""
     if error:

@@ -11,7 +11,13 @@ from gateway.store import opsrows
 from gateway.store.base import DeadLetter
 from gateway.store.groupcommit import Done
 from gateway.store.listener import CHANNEL
-from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+from gateway.store.ops import (
+    Counts,
+    DeadLetterQuery,
+    EventHistory,
+    ReplicaState,
+    StoredEvent,
+)
 from gateway.store.pgapi import Connection
 
 if TYPE_CHECKING:
@@ -30,6 +36,14 @@ class PostgresOps:
         async def _run(self, work: Callable[[Connection], Awaitable[T]]) -> T: ...
 
         async def _submit(self, apply: Apply[Any, T], payload: object) -> T: ...
+
+    async def report_replica(self, state: ReplicaState) -> None:
+        args = (state.replica, state.generation, state.loaded_at, state.last_error, state.seen_at)
+        await self._run(lambda conn: conn.execute(self._q["ops_replica_report"], *args))
+
+    async def replicas(self, since: float) -> list[ReplicaState]:
+        rows = await self._run(lambda conn: conn.fetch(self._q["ops_replicas"], since))
+        return [ReplicaState(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def counts(self) -> Mapping[str, Counts]:
         async def read(conn: Connection) -> Mapping[str, Counts]:

@@ -85,6 +85,10 @@ class SqliteStore(SqliteOps):
         return self._identity
 
     @property
+    def replica(self) -> str:
+        return REPLICA
+
+    @property
     def commits(self) -> int:
         """Transactions committed by the writer(s) of this store (group commit shares them)."""
         return self._commits + (self._writer.commits if self._writer else 0)

@@ -11,7 +11,13 @@ import orjson
 
 from gateway.store import opsrows
 from gateway.store.base import DeadLetter
-from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+from gateway.store.ops import (
+    Counts,
+    DeadLetterQuery,
+    EventHistory,
+    ReplicaState,
+    StoredEvent,
+)
 
 if TYPE_CHECKING:
     from gateway.store.writer import Work
@@ -28,6 +34,22 @@ class SqliteOps:
         def _read(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]: ...
 
         async def _submit(self, work: Work[T]) -> T: ...
+
+    async def report_replica(self, state: ReplicaState) -> None:
+        query, params = self._q["ops_replica_report"], {
+            "replica": state.replica, "generation": state.generation,
+            "loaded_at": state.loaded_at, "last_error": state.last_error,
+            "seen_at": state.seen_at,
+        }  # fmt: skip
+
+        def work(conn: sqlite3.Connection) -> tuple[None, int]:
+            conn.execute(query, params)
+            return None, 0
+
+        await self._submit(work)
+
+    async def replicas(self, since: float) -> list[ReplicaState]:
+        return [ReplicaState(*row) for row in self._read("ops_replicas", {"since": since})]
 
     async def counts(self) -> Mapping[str, Counts]:
         return opsrows.counts(self._read("ops_counts"), self._read("ops_failures"))

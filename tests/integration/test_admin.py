@@ -420,3 +420,11 @@ async def test_two_postgres_replicas_answer_for_the_deployment(deploy: Any, sink
         await asyncio.sleep(0.5)
         redelivered = [h.event_id for h in sink.ok("billing") if h.event_id in dead]
         assert sorted(redelivered) == sorted(dead)  # once each, by one replica or the other
+
+        # Each replica's config generation is visible from any replica: drift shows.
+        replicas = a.json("status")["config"]["replicas"]
+        assert [r["generation"] for r in replicas] == [1, 1]
+        assert len({r["replica"] for r in replicas}) == 2
+        assert b.cli("reload")[0] == 0
+        generations = sorted(r["generation"] for r in a.json("status")["config"]["replicas"])
+        assert generations == [1, 2]

@@ -17,7 +17,7 @@ from gateway.store.base import (
     State,
     Store,
 )
-from gateway.store.ops import Counts, DeadLetterQuery
+from gateway.store.ops import Counts, DeadLetterQuery, ReplicaState
 from tests.unit.test_store_contract import LEASE, WINDOW, lease_one, routed, store
 
 __all__ = ["store"]  # the fixture, parametrized over every store
@@ -134,3 +134,16 @@ async def test_pause_keeps_its_reason(store: Store) -> None:
     paused = await store.paused()
     assert paused["a"].reason == PAUSED_OPERATOR
     assert paused["b"].reason == PAUSED_GONE
+
+
+async def test_replicas_report_what_they_run(store: Store) -> None:
+    assert store.replica
+    await store.report_replica(ReplicaState("r1", 1, 100.0, None, 110.0))
+    await store.report_replica(ReplicaState("r2", 1, 100.0, None, 111.0))
+    # a reload on r1: the row is replaced, not added
+    await store.report_replica(ReplicaState("r1", 2, 115.0, "reload refused: x", 116.0))
+    assert await store.replicas(since=0.0) == [
+        ReplicaState("r1", 2, 115.0, "reload refused: x", 116.0),
+        ReplicaState("r2", 1, 100.0, None, 111.0),
+    ]
+    assert [r.replica for r in await store.replicas(since=112.0)] == ["r1"]  # r2 went silent

@@ -78,3 +78,14 @@ SET state = 2, lease = NULL, finished_at = $1, updated_at = $1, dl_reason = 'rem
     dl_attempts = attempts
 WHERE state = 0 AND kind = 0 AND created_at < $2 AND (lease IS NULL OR due_at <= $1)
   AND subscription <> ALL ($3::text[]);
+
+-- name: ops_replica_report
+-- $1 replica, $2 generation, $3 loaded_at, $4 last_error, $5 seen_at.
+INSERT INTO replicas (replica, generation, loaded_at, last_error, seen_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (replica) DO UPDATE SET generation = excluded.generation,
+    loaded_at = excluded.loaded_at, last_error = excluded.last_error, seen_at = excluded.seen_at;
+
+-- name: ops_replicas
+SELECT replica, generation, loaded_at, last_error, seen_at FROM replicas
+WHERE seen_at >= $1 ORDER BY replica;

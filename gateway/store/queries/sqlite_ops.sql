@@ -69,3 +69,13 @@ SET state = 2, lease = NULL, finished_at = :now, updated_at = :now, dl_reason = 
     dl_attempts = attempts
 WHERE state = 0 AND kind = 0 AND created_at < :cutoff AND (lease IS NULL OR due_at <= :now)
   AND subscription NOT IN (SELECT value FROM json_each(:active));
+
+-- name: ops_replica_report
+INSERT INTO replicas (replica, generation, loaded_at, last_error, seen_at)
+VALUES (:replica, :generation, :loaded_at, :last_error, :seen_at)
+ON CONFLICT (replica) DO UPDATE SET generation = excluded.generation,
+    loaded_at = excluded.loaded_at, last_error = excluded.last_error, seen_at = excluded.seen_at;
+
+-- name: ops_replicas
+SELECT replica, generation, loaded_at, last_error, seen_at FROM replicas
+WHERE seen_at >= :since ORDER BY replica;

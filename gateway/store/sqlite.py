@@ -32,6 +32,7 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    Opened,
     Outcome,
     PausedOn,
     Retry,
@@ -358,6 +359,18 @@ class SqliteStore(SqliteOps):
     async def resume(self, subscription: str) -> None:
         await self._execute("resume", {"subscription": subscription})
 
+    async def breakers(self) -> Mapping[str, Opened]:
+        return {row[0]: Opened(row[1], row[2], row[3]) for row in self._read("breakers")}
+
+    async def open_breaker(self, subscription: str, opened: Opened, now: float) -> None:
+        await self._execute("breaker_open", _breaker(subscription, opened, now))
+
+    async def claim_probe(self, subscription: str, opened: Opened, now: float) -> bool:
+        return await self._execute("breaker_claim", _breaker(subscription, opened, now)) == 1
+
+    async def close_breaker(self, subscription: str) -> None:
+        await self._execute("breaker_close", {"subscription": subscription})
+
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         return await self._execute("redeliver", {"id": delivery_id, "now": now}, counts=True) == 1
 
@@ -394,6 +407,16 @@ class SqliteStore(SqliteOps):
         more = len(rows) == PURGE_CHUNK and any(old for _, old, _ in rows)
         last = rows[-1][0] if rows else after
         return (len(doomed), last, more), 0
+
+
+def _breaker(subscription: str, opened: Opened, now: float) -> dict[str, Any]:
+    return {
+        "subscription": subscription,
+        "until": opened.until,
+        "cooldown": opened.cooldown,
+        "error": opened.error,
+        "now": now,
+    }
 
 
 def _lock(path: str) -> int | None:

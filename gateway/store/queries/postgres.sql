@@ -200,6 +200,29 @@ DELETE FROM paused WHERE subscription = $1;
 -- name: paused
 SELECT subscription, sink, sink_fingerprint, reason FROM paused ORDER BY subscription;
 
+-- Circuit breakers (CONTRACT 5) --------------------------------------------------------------
+
+-- name: breakers
+SELECT subscription, until, cooldown, error FROM breakers ORDER BY subscription;
+
+-- name: breaker_open
+-- $1 subscription, $2 until, $3 cooldown, $4 error, $5 now
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until, cooldown = excluded.cooldown, error = excluded.error;
+
+-- name: breaker_claim
+-- One row changed unless another replica's claim (or a newer opening) put `until` ahead of $5.
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until
+WHERE breakers.until <= $5;
+
+-- name: breaker_close
+DELETE FROM breakers WHERE subscription = $1;
+
 -- Dead letters --------------------------------------------------------------------------------
 
 -- name: dead_letters_all

@@ -59,6 +59,8 @@ def run_phase(sub_url: str, work: Path, name: str, subs: list[dict[str, Any]], b
         delivered = min(seen["paths"].get(p, {}).get("count", 0) for p in LIVE)
         out["eps"] = delivered / max(last - started, 1e-9)
         out["accepted"] = accepted
+        if not quiet:
+            return out
         before = cpu_seconds(gw.pid)
         time.sleep(quiet)
         after = cpu_seconds(gw.pid)
@@ -74,9 +76,11 @@ def phase(work: Path, sub_url: str, quick: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"dead_sink_backlog": backlog}
     with_breaker = run_phase(sub_url, work, "ds", subscriptions(sub_url, dead, True), backlog,
                              quiet)
+    print(f"with the breaker: {with_breaker}", file=sys.stderr)
     result["dead_sink_cpu_pct"] = round(with_breaker.get("cpu_pct", float("nan")), 1)
     result["dead_sink_live_eps"] = round(with_breaker["eps"], 1)
     without = run_phase(sub_url, work, "dn", subscriptions(sub_url, dead, False), backlog, quiet)
+    print(f"without: {without}", file=sys.stderr)
     result["dead_sink_cpu_pct_no_breaker"] = round(without.get("cpu_pct", float("nan")), 1)
     alone = run_phase(sub_url, work, "da", subscriptions(sub_url, None, True), backlog, 0.0)
     result["dead_sink_alone_eps"] = round(alone["eps"], 1)

@@ -57,6 +57,7 @@ class Delivery:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dead_letter: str | None = None
     circuit_breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)  # None: off
+    rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,8 @@ RETRY = Section(
     nullable=True,
 )
 
+RATE_LIMIT = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
+
 CIRCUIT_BREAKER = Section(
     {
         "failures": Integer("consecutive failed attempts that open it", 1),
@@ -194,6 +196,9 @@ DELIVERY = Section(
         "max_in_flight": Integer("concurrent requests to this sink", 1),
         "retry": RETRY,
         "dead_letter": Nullable(Url("events that could not be delivered are POSTed here")),
+        "rate_limit": Text(
+            "requests to this sink: 50/s or 300/m; shared by all replicas", RATE_LIMIT
+        ),
         "circuit_breaker": OneOf(
             (Flag("off (false) disables it; on (true): the defaults"), CIRCUIT_BREAKER),
             "pauses attempts to a sink that keeps failing; on by default",

@@ -59,6 +59,10 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         # `dead_letter: null` removes a dead letter set by the defaults.
         if checked is not None or (key == "dead_letter" and raw[key] is None):
             delivery[key] = checked
+    if "rate_limit" in raw:
+        rate = _rate(src, raw["rate_limit"], (*parts, "rate_limit"))
+        if rate is not None:
+            delivery["rate_limit"] = rate
     if "circuit_breaker" in raw:
         breaker = _breaker(src, raw["circuit_breaker"], (*parts, "circuit_breaker"))
         if breaker is not _INVALID:
@@ -68,6 +72,23 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
 
 
 _INVALID = object()
+_RATE = re.compile(spec.RATE_LIMIT)
+
+
+def _rate(src: Source, value: Any, parts: Parts) -> float | None:
+    """`50/s` or `300/m` as requests per second."""
+    text = f.string(src, value, parts)
+    if text is None:
+        return None
+    if not _RATE.fullmatch(text.strip()):
+        src.report(parts, "must be a rate like 50/s or 300/m")
+        return None
+    count, unit = text.strip().split("/")
+    rate = float(count) / (60.0 if unit == "m" else 1.0)
+    if rate <= 0:
+        src.report(parts, "must be more than 0")
+        return None
+    return rate
 
 
 def _breaker(src: Source, value: Any, parts: Parts) -> Any:

@@ -25,6 +25,7 @@ from gateway import redact
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
 from gateway.delivery.breakers import Breakers
+from gateway.delivery.ratelimit import Rates
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
@@ -111,6 +112,8 @@ class Dispatcher:
         # Circuit breakers (CONTRACT 5): gateway.delivery.breakers.
         self._breakers = Breakers(store, self._metrics, clock)
         self._breakers.reconfigure(subscriptions)
+        self._rates = Rates(store)  # rate limits (CONTRACT 5): gateway.delivery.ratelimit
+        self._rates.reconfigure(subscriptions)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class Dispatcher:
         self._subs = {sub.name: sub for sub in subscriptions}
         self._slots.reconfigure({sub.name: sub.delivery.max_in_flight for sub in subscriptions})
         self._breakers.reconfigure(subscriptions)
+        self._rates.reconfigure(subscriptions)
         for name, on in list(self._paused.items()):
             if await self._sink_changed(self._subs.get(name), on):
                 await self._store.resume(name)
@@ -268,10 +272,16 @@ class Dispatcher:
                 if room <= 0:
                     continue
                 room = 1 if probe else room  # breaker
+                if kind is Kind.SINK:  # rate limit: one token per attempt
+                    room = await self._rates.allow(sub.name, room, now)
+                    if room <= 0:
+                        continue
                 lease_for = sub.delivery.timeout + LEASE_MARGIN
                 rows = await self._store.lease(sub.name, kind, room, now, lease_for)
                 if probe:  # breaker: replicas race for the probe
                     rows = await self._breakers.claim(sub, rows, now, now + lease_for)
+                if kind is Kind.SINK:  # rate limit: tokens not spent are kept
+                    self._rates.unused(sub.name, room - len(rows))
                 plan.took(sub.name, len(rows))
                 for row in rows:
                     self._spawn(sub, row, now + lease_for)
@@ -294,9 +304,12 @@ class Dispatcher:
         ]
         probe = self._breakers.next_probe(names, now)  # breaker: held ones wake at their probe
         names = [name for name in names if not self._breakers.holds(name, now)]
+        token = self._rates.next_token(now)  # rate limit: out of tokens, wake at the next one
+        names = [name for name in names if not self._rates.waiting(name)]
         due = await self._store.next_due(names) if names else None
-        if probe is not None:
-            due = probe if due is None else min(due, probe)
+        for wake in (probe, token):
+            if wake is not None:
+                due = wake if due is None else min(due, wake)
         if due is None:
             return poll
         return min(max(due - self._clock(), MIN_IDLE), poll)

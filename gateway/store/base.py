@@ -236,6 +236,14 @@ class Store(Protocol):
 
     async def close_breaker(self, subscription: str) -> None: ...
 
+    # -- rate limits (CONTRACT 5) ------------------------------------------------------------
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """Take up to `want` tokens from the subscription's token bucket (`rate` a second, at
+        most `capacity`, full at first); shared by every process using the store."""
+
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         """Make a dead-lettered SINK row PENDING again, due now; False when there is none."""
 

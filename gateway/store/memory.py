@@ -34,6 +34,7 @@ from gateway.store.base import (
     State,
     stored_event,
 )
+from gateway.store.buckets import Bucket
 from gateway.store.memory_ops import MemoryOps
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
@@ -94,6 +95,7 @@ class MemoryStore(MemoryOps):
         self._dedupe: dict[tuple[str, str], float] = {}
         self._paused: dict[str, PausedOn] = {}
         self._breakers: dict[str, Opened] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._seqs = itertools.count(1)
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -305,6 +307,15 @@ class MemoryStore(MemoryOps):
     async def close_breaker(self, subscription: str) -> None:
         self._check()
         self._breakers.pop(subscription, None)
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """One process owns this store: its buckets live in the process."""
+        bucket = self._buckets.get(subscription)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[subscription] = Bucket(rate, now)
+        return bucket.take(want, now)
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         self._check()

@@ -429,6 +429,13 @@ class PostgresStore(PostgresOps):
     async def close_breaker(self, subscription: str) -> None:
         await self._run(lambda conn: conn.execute(self._q["breaker_close"], subscription))
 
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        args = (subscription, rate, capacity, want, now)
+        got = await self._run(lambda conn: conn.fetchval(self._q["rate_take"], *args))
+        return int(got or 0)
+
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         changed: int = await self._submit(self._redeliver, (delivery_id, now))
         return changed == 1

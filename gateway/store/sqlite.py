@@ -38,6 +38,7 @@ from gateway.store.base import (
     Retry,
     stored_event,
 )
+from gateway.store.buckets import Bucket
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
@@ -71,6 +72,7 @@ class SqliteStore(SqliteOps):
         self.path = path
         self.synchronous = synchronous
         self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql")}
+        self._buckets: dict[str, Bucket] = {}
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None
         self._writer: Writer | None = None
@@ -370,6 +372,15 @@ class SqliteStore(SqliteOps):
 
     async def close_breaker(self, subscription: str) -> None:
         await self._execute("breaker_close", {"subscription": subscription})
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """One process owns this store: its buckets live in the process."""
+        bucket = self._buckets.get(subscription)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[subscription] = Bucket(rate, now)
+        return bucket.take(want, now)
 
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         return await self._execute("redeliver", {"id": delivery_id, "now": now}, counts=True) == 1

@@ -28,8 +28,10 @@ def test_consecutive_failures_open_it_and_a_success_in_between_resets() -> None:
     assert b.record(True, "HTTP 500", 3) is None
     assert b.record(True, "HTTP 500", 4) is None
     change = b.record(True, "timeout", 5)
-    assert change is not None and change.opened == Opened(15.0, 10.0, "timeout")
-    assert b.state is State.OPEN and b.is_open
+    assert change is not None
+    assert change.opened == Opened(15.0, 10.0, "timeout")
+    assert b.state is State.OPEN
+    assert b.is_open
 
 
 def opened() -> Breaker:
@@ -59,8 +61,10 @@ def test_a_successful_probe_closes_it() -> None:
     b = opened()
     b.probing()
     change = b.record(False, "", 13)
-    assert change is not None and change.opened is None
-    assert b.gate(13) is Gate.ALL and not b.is_open
+    assert change is not None
+    assert change.opened is None
+    assert b.gate(13) is Gate.ALL
+    assert not b.is_open
 
 
 @pytest.mark.parametrize(
@@ -76,16 +80,19 @@ def test_failed_probes_reopen_with_the_cooldown_doubled_up_to_the_cap(
         assert b.gate(now) is Gate.PROBE
         b.probing()
         change = b.record(True, "HTTP 502", now)
-        assert change is not None and change.opened is not None
+        assert change is not None
+        assert change.opened is not None
         now = change.opened.until
-    assert change is not None and change.opened is not None
+    assert change is not None
+    assert change.opened is not None
     assert change.opened.cooldown == cooldown
 
 
 def test_failures_of_attempts_started_before_it_opened_change_nothing() -> None:
     b = opened()
     assert b.record(True, "HTTP 500", 3) is None
-    assert b.opened is not None and b.opened.until == 12.0
+    assert b.opened is not None
+    assert b.opened.until == 12.0
 
 
 def test_an_unsent_probe_lets_another_go_now() -> None:
@@ -98,7 +105,8 @@ def test_an_unsent_probe_lets_another_go_now() -> None:
 def test_adopt_takes_the_state_other_replicas_stored() -> None:
     b = Breaker(POLICY)
     b.adopt(Opened(50.0, 10.0, "HTTP 500"))
-    assert b.gate(49.0) is Gate.NONE and b.gate(50.0) is Gate.PROBE
+    assert b.gate(49.0) is Gate.NONE
+    assert b.gate(50.0) is Gate.PROBE
     b.adopt(None)  # another replica's probe closed it
     assert b.gate(0.0) is Gate.ALL
     b.adopt(Opened(50.0, 10.0, "x"))

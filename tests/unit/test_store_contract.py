@@ -476,3 +476,13 @@ async def test_breakers_open_claim_probe_close(store: Store) -> None:
     await store.close_breaker("a")
     await store.close_breaker("never-opened")
     assert await store.breakers() == {"b": Opened(10.0, 30.0, "HTTP 500")}
+
+
+async def test_take_tokens_is_a_token_bucket(store: Store) -> None:
+    assert await store.take_tokens("a", 10.0, 10.0, 4, 100.0) == 4  # full at first
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.0) == 6
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.0) == 0
+    assert await store.take_tokens("b", 10.0, 10.0, 3, 100.0) == 3  # a bucket per subscription
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.25) == 2  # 2.5 refilled
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.375) == 1  # the half kept, + 1.25
+    assert await store.take_tokens("a", 10.0, 10.0, 99, 500.0) == 10  # capped at capacity

@@ -1,4 +1,4 @@
--- Migration 5: open circuit breakers (CONTRACT 5), one row per subscription whose breaker is
+-- Migration 5, delivery control (CONTRACT 5). Open circuit breakers, one row per subscription whose breaker is
 -- open; no row: closed. Kept in the file so that an open breaker survives a restart.
 CREATE TABLE IF NOT EXISTS breakers (
     subscription TEXT PRIMARY KEY,

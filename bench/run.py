@@ -15,6 +15,7 @@ Phases, each against fresh processes and a fresh store:
   hostile_*         a good producer's latency while 8 clients send poison (see bench/hostile.py)
   fanout phases     three live subscribers per event, against a bare fan-out server, with wrk
                     when installed: see bench/fanout.py
+  dead_sink_*       one of 3 subscriptions down with a backlog: see bench/deadsink.py
 With --store postgresql://..., the ingest and e2e phases again on the PostgreSQL store, each in
 a fresh schema: with one replica (pg_ingest_eps_1, pg_e2e_eps_1) and with two replicas on one
 database, the load split over both (pg_ingest_eps_2, pg_e2e_eps_2).
@@ -292,6 +293,10 @@ def main() -> None:
 
                 result.update(pg_phases(args.store, phase, sub_url, work))
                 result.update(pg_fanout_phases(args.store, phase, sub_url, work))
+
+            import deadsink  # bench/deadsink.py: one subscription down with a backlog
+
+            result.update(deadsink.phase(work, sub_url, args.quick))
 
             import hostile  # bench/hostile.py; imports this module's helpers
 

@@ -43,12 +43,23 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """CONTRACT 5: `failures` consecutive failed attempts open it; a probe after `cooldown`."""
+
+    failures: int = 10
+    cooldown: float = 30.0
+    max_cooldown: float = 600.0  # failed probes double the cooldown up to this
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     mode: Mode = Mode.BINARY
     timeout: float = 10.0
     max_in_flight: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dead_letter: str | None = None
+    circuit_breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)  # None: off
+    rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,17 @@ RETRY = Section(
     nullable=True,
 )
 
+RATE_LIMIT = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
+
+CIRCUIT_BREAKER = Section(
+    {
+        "failures": Integer("consecutive failed attempts that open it", 1),
+        "cooldown": Duration("then one probe; each failed probe doubles it (up to 10m)", True),
+    },
+    "open: no attempts (events are kept); after the cooldown one probe; success closes it",
+    nullable=True,
+)
+
 DELIVERY = Section(
     {
         "mode": Choice(
@@ -185,6 +196,13 @@ DELIVERY = Section(
         "max_in_flight": Integer("concurrent requests to this sink", 1),
         "retry": RETRY,
         "dead_letter": Nullable(Url("events that could not be delivered are POSTed here")),
+        "rate_limit": Text(
+            "requests to this sink: 50/s or 300/m; shared by all replicas", RATE_LIMIT
+        ),
+        "circuit_breaker": OneOf(
+            (Flag("off (false) disables it; on (true): the defaults"), CIRCUIT_BREAKER),
+            "pauses attempts to a sink that keeps failing; on by default",
+        ),
     },
     "how events are delivered to the sink",
     nullable=True,

@@ -18,7 +18,14 @@ from gateway.config import fields as f
 from gateway.config import spec
 from gateway.config.expand import Parts, contains_unresolved
 from gateway.config.fields import Source
-from gateway.config.model import Backoff, Delivery, Mode, RetryPolicy, Subscription
+from gateway.config.model import (
+    Backoff,
+    CircuitBreaker,
+    Delivery,
+    Mode,
+    RetryPolicy,
+    Subscription,
+)
 from gateway.diagnostics import Problem, format_path
 from gateway.routing.filters import Filter, FilterError, compile_filter
 
@@ -52,8 +59,51 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         # `dead_letter: null` removes a dead letter set by the defaults.
         if checked is not None or (key == "dead_letter" and raw[key] is None):
             delivery[key] = checked
+    if "rate_limit" in raw:
+        rate = _rate(src, raw["rate_limit"], (*parts, "rate_limit"))
+        if rate is not None:
+            delivery["rate_limit"] = rate
+    if "circuit_breaker" in raw:
+        breaker = _breaker(src, raw["circuit_breaker"], (*parts, "circuit_breaker"))
+        if breaker is not _INVALID:
+            delivery["circuit_breaker"] = breaker
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
     return Layer(delivery, retry)
+
+
+_INVALID = object()
+_RATE = re.compile(spec.RATE_LIMIT)
+
+
+def _rate(src: Source, value: Any, parts: Parts) -> float | None:
+    """`50/s` or `300/m` as requests per second."""
+    text = f.string(src, value, parts)
+    if text is None:
+        return None
+    if not _RATE.fullmatch(text.strip()):
+        src.report(parts, "must be a rate like 50/s or 300/m")
+        return None
+    count, unit = text.strip().split("/")
+    rate = float(count) / (60.0 if unit == "m" else 1.0)
+    if rate <= 0:
+        src.report(parts, "must be more than 0")
+        return None
+    return rate
+
+
+def _breaker(src: Source, value: Any, parts: Parts) -> Any:
+    """`off`/`false` disables; `on`/`true` or a mapping (over the defaults) enables."""
+    if isinstance(value, bool):
+        return CircuitBreaker() if value else None
+    raw = f.section(src, value, parts, spec.keys(spec.CIRCUIT_BREAKER))
+    out: dict[str, Any] = {}
+    for key in spec.keys(spec.CIRCUIT_BREAKER):
+        if key in raw:
+            checked = f.scalar(src, spec.CIRCUIT_BREAKER.keys[key], raw[key], (*parts, key))
+            if checked is None:
+                return _INVALID
+            out[key] = checked
+    return CircuitBreaker(**out)
 
 
 def _delivery_value(src: Source, key: str, value: Any, parts: Parts) -> Any:

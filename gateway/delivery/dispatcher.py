@@ -24,6 +24,8 @@ from datetime import datetime
 from gateway import redact
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
+from gateway.delivery.breakers import Breakers
+from gateway.delivery.ratelimit import Rates
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
@@ -107,6 +109,11 @@ class Dispatcher:
         self._purger: asyncio.Task[None] | None = None
         self._unrecorded = Throttled(log)
         self._unavailable = Throttled(log)
+        # Circuit breakers (CONTRACT 5): gateway.delivery.breakers.
+        self._breakers = Breakers(store, self._metrics, clock)
+        self._breakers.reconfigure(subscriptions)
+        self._rates = Rates(store)  # rate limits (CONTRACT 5): gateway.delivery.ratelimit
+        self._rates.reconfigure(subscriptions)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -125,6 +132,7 @@ class Dispatcher:
                 await self._store.pause(name, on, on.reason, self._clock())
             self._paused[name] = on
         self._paused_read = self._clock()
+        await self._breakers.refresh()
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
 
@@ -176,9 +184,8 @@ class Dispatcher:
         return self._subs
 
     def breaker_open(self, name: str) -> bool:
-        """Whether the subscription's circuit breaker (CONTRACT 5) holds its attempts back; this
-        dispatcher has no breaker yet, so never."""
-        return False
+        """Whether the subscription's circuit breaker (CONTRACT 5) holds its attempts back."""
+        return self._breakers.is_open(name)
 
     async def pause(self, name: str) -> None:
         """Stop attempts to `name` (on every replica sharing the store: they re-read pauses
@@ -203,6 +210,8 @@ class Dispatcher:
         A 410 pause whose sink changed ends."""
         self._subs = {sub.name: sub for sub in subscriptions}
         self._slots.reconfigure({sub.name: sub.delivery.max_in_flight for sub in subscriptions})
+        self._breakers.reconfigure(subscriptions)
+        self._rates.reconfigure(subscriptions)
         for name, on in list(self._paused.items()):
             if await self._sink_changed(self._subs.get(name), on):
                 await self._store.resume(name)
@@ -236,6 +245,7 @@ class Dispatcher:
             return
         self._paused_read = now
         self._paused = dict(await self._store.paused())
+        await self._breakers.refresh()
 
     def _room(self, sub: Subscription, kind: Kind, plan: Plan) -> int:
         own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]
@@ -253,11 +263,25 @@ class Dispatcher:
             for kind in (Kind.SINK, Kind.DEAD_LETTER):
                 if kind is Kind.SINK and sub.name in self._paused:
                     continue
+                # -- breaker: an open one holds the sink's rows; a due probe is one row
+                probe = kind is Kind.SINK and self._breakers.probe_due(sub.name, now)
+                if kind is Kind.SINK and self._breakers.holds(sub.name, now):
+                    continue
+                # --
                 room = self._room(sub, kind, plan)
                 if room <= 0:
                     continue
+                room = 1 if probe else room  # breaker
+                if kind is Kind.SINK:  # rate limit: one token per attempt
+                    room = await self._rates.allow(sub.name, room, now)
+                    if room <= 0:
+                        continue
                 lease_for = sub.delivery.timeout + LEASE_MARGIN
                 rows = await self._store.lease(sub.name, kind, room, now, lease_for)
+                if probe:  # breaker: replicas race for the probe
+                    rows = await self._breakers.claim(sub, rows, now, now + lease_for)
+                if kind is Kind.SINK:  # rate limit: tokens not spent are kept
+                    self._rates.unused(sub.name, room - len(rows))
                 plan.took(sub.name, len(rows))
                 for row in rows:
                     self._spawn(sub, row, now + lease_for)
@@ -272,12 +296,20 @@ class Dispatcher:
         if total >= bound:
             return poll
         plan = self._slots.plan(self._clock())
+        now = self._clock()
         names = [
             sub.name
             for sub in self._subs.values()
             if sub.name not in self._paused and self._room(sub, Kind.SINK, plan) > 0
         ]
+        probe = self._breakers.next_probe(names, now)  # breaker: held ones wake at their probe
+        names = [name for name in names if not self._breakers.holds(name, now)]
+        token = self._rates.next_token(now)  # rate limit: out of tokens, wake at the next one
+        names = [name for name in names if not self._rates.waiting(name)]
         due = await self._store.next_due(names) if names else None
+        for wake in (probe, token):
+            if wake is not None:
+                due = wake if due is None else min(due, wake)
         if due is None:
             return poll
         return min(max(due - self._clock(), MIN_IDLE), poll)
@@ -295,7 +327,8 @@ class Dispatcher:
 
     async def _attempt(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
         try:
-            outcome = await self._deliver(sub, row)
+            outcome = await self._deliver(self._breakers.shield(sub), row)
+            outcome = await self._breakers.after(sub, row, outcome)  # breaker
             await self._record(outcome, lease_ends)
         except asyncio.CancelledError:
             self._abandoned.append(row)

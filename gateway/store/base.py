@@ -98,6 +98,15 @@ class PausedOn:
 
 
 @dataclass(frozen=True, slots=True)
+class Opened:
+    """An open circuit breaker as the store keeps it, shared by replicas (CONTRACT 5)."""
+
+    until: float  # when a probe may go
+    cooldown: float  # the cooldown that set `until` (doubled at the next failed probe)
+    error: str  # the failure that opened it last, for operators
+
+
+@dataclass(frozen=True, slots=True)
 class Leased:
     """A delivery handed out by `lease`; `attempt` is 1-based and already counted."""
 
@@ -221,6 +230,29 @@ class Store(Protocol):
         """Paused subscriptions and the sink each was paused on."""
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]: ...
+
+    # -- circuit breakers (CONTRACT 5) ----------------------------------------------------------
+
+    async def breakers(self) -> Mapping[str, Opened]:
+        """Subscriptions whose circuit breaker is open (absent: closed)."""
+
+    async def open_breaker(self, subscription: str, opened: Opened, now: float) -> None:
+        """Record the breaker open (or open again, with its new cooldown)."""
+
+    async def claim_probe(self, subscription: str, opened: Opened, now: float) -> bool:
+        """Take the one probe of an open breaker: True (and the breaker's row becomes `opened`,
+        whose `until` covers the probe) unless another holder took it, i.e. unless the stored
+        row's `until` is still ahead of `now`."""
+
+    async def close_breaker(self, subscription: str) -> None: ...
+
+    # -- rate limits (CONTRACT 5) ------------------------------------------------------------
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """Take up to `want` tokens from the subscription's token bucket (`rate` a second, at
+        most `capacity`, full at first); shared by every process using the store."""
 
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         """Make a dead-lettered SINK row PENDING again, due now; False when there is none."""

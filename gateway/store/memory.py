@@ -27,12 +27,14 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    Opened,
     Outcome,
     PausedOn,
     Retry,
     State,
     stored_event,
 )
+from gateway.store.buckets import Bucket
 from gateway.store.memory_ops import MemoryOps
 from gateway.store.ops import ReplicaState
 
@@ -93,6 +95,8 @@ class MemoryStore(MemoryOps):
         self._rows: dict[int, _Row] = {}
         self._dedupe: dict[tuple[str, str], float] = {}
         self._paused: dict[str, PausedOn] = {}
+        self._breakers: dict[str, Opened] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._seqs = itertools.count(1)
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -290,6 +294,37 @@ class MemoryStore(MemoryOps):
     async def paused(self) -> Mapping[str, PausedOn]:
         self._check()
         return dict(sorted(self._paused.items()))
+
+    async def breakers(self) -> Mapping[str, Opened]:
+        self._check()
+        return dict(sorted(self._breakers.items()))
+
+    async def open_breaker(self, subscription: str, opened: Opened, now: float) -> None:
+        self._check()
+        self._breakers[subscription] = opened
+
+    async def claim_probe(self, subscription: str, opened: Opened, now: float) -> bool:
+        self._check()
+        held = self._breakers.get(subscription)
+        if held is not None and held.until > now:
+            return False
+        self._breakers[subscription] = (
+            opened if held is None else replace(held, until=opened.until)
+        )
+        return True
+
+    async def close_breaker(self, subscription: str) -> None:
+        self._check()
+        self._breakers.pop(subscription, None)
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """One process owns this store: its buckets live in the process."""
+        bucket = self._buckets.get(subscription)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[subscription] = Bucket(rate, now)
+        return bucket.take(want, now)
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         self._check()

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import pgrows
-from gateway.store.base import DeadLetter, Kind, Leased, NewEvent, Outcome, PausedOn
+from gateway.store.base import DeadLetter, Kind, Leased, NewEvent, Opened, Outcome, PausedOn
 from gateway.store.groupcommit import Apply, Done, GroupCommit
 from gateway.store.listener import CHANNEL, Listener
 from gateway.store.migrator import Migration, load_migrations, migrate_postgres
@@ -416,6 +416,32 @@ class PostgresStore(PostgresOps):
 
     async def resume(self, subscription: str) -> None:
         await self._submit(_Statement(self._q["resume"]).apply, (subscription,))
+
+    # Breaker changes are rare (an opening, a probe, a close): one autocommit statement each,
+    # outside the grouped writes.
+
+    async def breakers(self) -> Mapping[str, Opened]:
+        rows = await self._run(lambda conn: conn.fetch(self._q["breakers"]))
+        return {row[0]: Opened(row[1], row[2], row[3]) for row in rows}
+
+    async def open_breaker(self, subscription: str, opened: Opened, now: float) -> None:
+        args = (subscription, opened.until, opened.cooldown, opened.error, now)
+        await self._run(lambda conn: conn.execute(self._q["breaker_open"], *args))
+
+    async def claim_probe(self, subscription: str, opened: Opened, now: float) -> bool:
+        args = (subscription, opened.until, opened.cooldown, opened.error, now)
+        status = await self._run(lambda conn: conn.execute(self._q["breaker_claim"], *args))
+        return _changed(status) == 1
+
+    async def close_breaker(self, subscription: str) -> None:
+        await self._run(lambda conn: conn.execute(self._q["breaker_close"], subscription))
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        args = (subscription, rate, capacity, want, now)
+        got = await self._run(lambda conn: conn.fetchval(self._q["rate_take"], *args))
+        return int(got or 0)
 
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         changed: int = await self._submit(self._redeliver, (delivery_id, now))

@@ -32,11 +32,13 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    Opened,
     Outcome,
     PausedOn,
     Retry,
     stored_event,
 )
+from gateway.store.buckets import Bucket
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
@@ -70,6 +72,7 @@ class SqliteStore(SqliteOps):
         self.path = path
         self.synchronous = synchronous
         self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql")}
+        self._buckets: dict[str, Bucket] = {}
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None
         self._writer: Writer | None = None
@@ -369,6 +372,27 @@ class SqliteStore(SqliteOps):
     async def resume(self, subscription: str) -> None:
         await self._execute("resume", {"subscription": subscription})
 
+    async def breakers(self) -> Mapping[str, Opened]:
+        return {row[0]: Opened(row[1], row[2], row[3]) for row in self._read("breakers")}
+
+    async def open_breaker(self, subscription: str, opened: Opened, now: float) -> None:
+        await self._execute("breaker_open", _breaker(subscription, opened, now))
+
+    async def claim_probe(self, subscription: str, opened: Opened, now: float) -> bool:
+        return await self._execute("breaker_claim", _breaker(subscription, opened, now)) == 1
+
+    async def close_breaker(self, subscription: str) -> None:
+        await self._execute("breaker_close", {"subscription": subscription})
+
+    async def take_tokens(
+        self, subscription: str, rate: float, capacity: float, want: int, now: float
+    ) -> int:
+        """One process owns this store: its buckets live in the process."""
+        bucket = self._buckets.get(subscription)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[subscription] = Bucket(rate, now)
+        return bucket.take(want, now)
+
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         return await self._execute("redeliver", {"id": delivery_id, "now": now}, counts=True) == 1
 
@@ -405,6 +429,16 @@ class SqliteStore(SqliteOps):
         more = len(rows) == PURGE_CHUNK and any(old for _, old, _ in rows)
         last = rows[-1][0] if rows else after
         return (len(doomed), last, more), 0
+
+
+def _breaker(subscription: str, opened: Opened, now: float) -> dict[str, Any]:
+    return {
+        "subscription": subscription,
+        "until": opened.until,
+        "cooldown": opened.cooldown,
+        "error": opened.error,
+        "now": now,
+    }
 
 
 def _lock(path: str) -> int | None:

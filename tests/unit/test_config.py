@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import collect, load, parse_duration
-from gateway.config.model import Backoff, Mode
+from gateway.config.model import Backoff, CircuitBreaker, Mode
 from gateway.errors import ConfigError
 from gateway.event import Event
 from gateway.routing.filters import match
@@ -719,3 +719,55 @@ def test_bad_egress_policy(deploy: Deployer) -> None:
         "config/gateway.yaml:3: egress.deny_private: must be true or false",
         "config/gateway.yaml:4: egress.block: unknown key 'block'",
     ]
+
+
+def test_delivery_control_keys(deploy: Deployer) -> None:
+    path = deploy(
+        {
+            "config/gateway.yaml": "defaults:\n  delivery:\n    rate_limit: 300/m\n",
+            "config/subscriptions/s.yaml": """\
+            subscriptions:
+              - name: defaults
+                sink: http://127.0.0.1:9001/
+              - name: tuned
+                sink: http://127.0.0.1:9002/
+                delivery:
+                  rate_limit: 50/s
+                  circuit_breaker: {failures: 3, cooldown: 5s}
+              - name: disabled
+                sink: http://127.0.0.1:9003/
+                delivery:
+                  circuit_breaker: off
+              - name: enabled
+                sink: http://127.0.0.1:9004/
+                delivery:
+                  circuit_breaker: {}
+            """,
+        }
+    )
+    subs = {s.name: s.delivery for s in load(path, ENV).subscriptions}
+    assert subs["defaults"].rate_limit == 5.0
+    assert subs["defaults"].circuit_breaker == CircuitBreaker(10, 30.0)
+    assert subs["tuned"].rate_limit == 50.0
+    assert subs["tuned"].circuit_breaker == CircuitBreaker(3, 5.0)
+    assert subs["disabled"].circuit_breaker is None
+    assert subs["enabled"].circuit_breaker == CircuitBreaker()
+
+
+@pytest.mark.parametrize(
+    ("delivery", "expected"),
+    [
+        ("rate_limit: 50", "rate_limit: must be a string"),
+        ("rate_limit: 50/h", "rate_limit: must be a rate like 50/s or 300/m"),
+        ("rate_limit: 0/s", "rate_limit: must be more than 0"),
+        ("circuit_breaker: {failures: 0}", "circuit_breaker.failures: must be >= 1"),
+        ("circuit_breaker: {cooldown: 0s}", "circuit_breaker.cooldown: must be > 0"),
+        ("circuit_breaker: {probes: 2}", "circuit_breaker.probes: unknown key 'probes'"),
+    ],
+)
+def test_bad_delivery_control_keys(deploy: Deployer, delivery: str, expected: str) -> None:
+    head = "subscriptions:\n  - name: a\n    sink: http://127.0.0.1/\n    delivery:\n"
+    text = f"{head}      {delivery}\n"
+    problems = deploy.problems({"config/gateway.yaml": "", "config/subscriptions/s.yaml": text})
+    assert len(problems) == 1, problems
+    assert expected in problems[0], problems

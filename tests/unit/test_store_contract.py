@@ -26,6 +26,7 @@ from gateway.store.base import (
     Kind,
     Leased,
     NewEvent,
+    Opened,
     PausedOn,
     Retry,
     Store,
@@ -455,3 +456,33 @@ async def test_appends_that_make_rows_due_wake_the_listener(store: Store) -> Non
     woken.clear()
     await store.append([routed("w1", "a")], 101.0, WINDOW)  # a duplicate: nothing new is due
     assert not woken
+
+
+async def test_breakers_open_claim_probe_close(store: Store) -> None:
+    assert await store.breakers() == {}
+    opened = Opened(100.0, 30.0, "HTTP 503")
+    await store.open_breaker("a", opened, 70.0)
+    assert await store.breakers() == {"a": opened}
+    # Before `until` no probe may be claimed; at it, one holder wins and pushes `until` ahead.
+    assert not await store.claim_probe("a", Opened(150.0, 30.0, "x"), 99.0)
+    assert await store.claim_probe("a", Opened(150.0, 30.0, "x"), 100.0)
+    assert not await store.claim_probe("a", Opened(160.0, 30.0, "x"), 100.0)
+    assert await store.breakers() == {"a": Opened(150.0, 30.0, "HTTP 503")}
+    reopened = Opened(220.0, 60.0, "timeout")
+    await store.open_breaker("a", reopened, 160.0)
+    assert await store.breakers() == {"a": reopened}
+    # A claim without a stored row (its opening was never stored) takes the probe.
+    assert await store.claim_probe("b", Opened(10.0, 30.0, "HTTP 500"), 5.0)
+    await store.close_breaker("a")
+    await store.close_breaker("never-opened")
+    assert await store.breakers() == {"b": Opened(10.0, 30.0, "HTTP 500")}
+
+
+async def test_take_tokens_is_a_token_bucket(store: Store) -> None:
+    assert await store.take_tokens("a", 10.0, 10.0, 4, 100.0) == 4  # full at first
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.0) == 6
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.0) == 0
+    assert await store.take_tokens("b", 10.0, 10.0, 3, 100.0) == 3  # a bucket per subscription
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.25) == 2  # 2.5 refilled
+    assert await store.take_tokens("a", 10.0, 10.0, 10, 100.375) == 1  # the half kept, + 1.25
+    assert await store.take_tokens("a", 10.0, 10.0, 99, 500.0) == 10  # capped at capacity

@@ -200,6 +200,44 @@ DELETE FROM paused WHERE subscription = $1;
 -- name: paused
 SELECT subscription, sink, sink_fingerprint, reason FROM paused ORDER BY subscription;
 
+-- Circuit breakers (CONTRACT 5) --------------------------------------------------------------
+
+-- name: breakers
+SELECT subscription, until, cooldown, error FROM breakers ORDER BY subscription;
+
+-- name: breaker_open
+-- $1 subscription, $2 until, $3 cooldown, $4 error, $5 now
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until, cooldown = excluded.cooldown, error = excluded.error;
+
+-- name: breaker_claim
+-- One row changed unless another replica's claim (or a newer opening) put `until` ahead of $5.
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until
+WHERE breakers.until <= $5;
+
+-- name: breaker_close
+DELETE FROM breakers WHERE subscription = $1;
+
+-- Rate limits (CONTRACT 5) --------------------------------------------------------------------
+
+-- name: rate_take
+-- A token bucket taken from atomically (the row lock orders concurrent replicas): refill by
+-- the time elapsed at $2 tokens/s up to $3, then grant up to $4 whole tokens.
+-- $1 subscription, $2 rate, $3 capacity, $4 wanted, $5 now
+INSERT INTO rate_limits AS r (subscription, tokens, at, granted)
+VALUES ($1, $3 - LEAST($4, FLOOR($3)), $5, LEAST($4, FLOOR($3)))
+ON CONFLICT (subscription) DO UPDATE
+SET granted = LEAST($4, FLOOR(LEAST($3, r.tokens + GREATEST($5 - r.at, 0) * $2))),
+    tokens = LEAST($3, r.tokens + GREATEST($5 - r.at, 0) * $2)
+             - LEAST($4, FLOOR(LEAST($3, r.tokens + GREATEST($5 - r.at, 0) * $2))),
+    at = GREATEST(r.at, $5)
+RETURNING granted;
+
 -- Dead letters --------------------------------------------------------------------------------
 
 -- name: dead_letters_all

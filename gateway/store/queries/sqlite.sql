@@ -147,6 +147,28 @@ DELETE FROM paused WHERE subscription = :subscription;
 -- name: paused
 SELECT subscription, sink, sink_fingerprint, reason FROM paused ORDER BY subscription;
 
+-- Circuit breakers (CONTRACT 5) --------------------------------------------------------------
+
+-- name: breakers
+SELECT subscription, until, cooldown, error FROM breakers ORDER BY subscription;
+
+-- name: breaker_open
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES (:subscription, :until, :cooldown, :error, :now)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until, cooldown = excluded.cooldown, error = excluded.error;
+
+-- name: breaker_claim
+-- Changes one row unless another holder's claim (or a newer opening) put `until` ahead of :now.
+INSERT INTO breakers (subscription, until, cooldown, error, opened_at)
+VALUES (:subscription, :until, :cooldown, :error, :now)
+ON CONFLICT (subscription) DO UPDATE
+SET until = excluded.until
+WHERE breakers.until <= :now;
+
+-- name: breaker_close
+DELETE FROM breakers WHERE subscription = :subscription;
+
 -- Dead letters --------------------------------------------------------------------------------
 
 -- name: dead_letters_all

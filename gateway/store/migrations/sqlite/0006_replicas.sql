@@ -1,4 +1,4 @@
--- Migration 5 of the SQLite store: what each replica reports of itself (the config generation it
+-- Migration 6 of the SQLite store: what each replica reports of itself (the config generation it
 -- runs, when it was loaded, its last refused reload), so `gateway status` shows config drift.
 -- One process owns a SQLite file, so this holds one row; the table is the PostgreSQL store's.
 
@@ -10,4 +10,4 @@ CREATE TABLE IF NOT EXISTS replicas (
     seen_at    REAL NOT NULL
 );
 
-UPDATE meta SET value = '5' WHERE key = 'schema_version';
+UPDATE meta SET value = '6' WHERE key = 'schema_version';

@@ -28,9 +28,10 @@ from gateway.ingest.http import (
     refused,
 )
 from gateway.ingest.problems import SENDER
-from gateway.ingest.sources import bodies, presets, verify
+from gateway.ingest.sources import bodies, verify
 from gateway.ingest.sources.mapping import normalize
-from gateway.ingest.sources.templates import Inputs, first_values
+from gateway.sources import presets
+from gateway.sources.templates import Inputs, first_values
 
 log = logging.getLogger("gateway.ingest")
 

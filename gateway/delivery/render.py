@@ -81,9 +81,8 @@ def dead_letter_info(
     counted) and the sink, redacted."""
     if row.dead_letter is not None:
         return row.dead_letter
-    if attempt is None:
-        return DeadLetterInfo(reason, None, row.attempt - 1, redact.url(sub.sink))
-    return DeadLetterInfo(reason, attempt.status, row.attempt, redact.url(sub.sink))
+    status, made = (None, row.attempt - 1) if attempt is None else (attempt.status, row.attempt)
+    return DeadLetterInfo(reason, status, made, redact.url(sub.sink))
 
 
 def dead_letter(event: Event, info: DeadLetterInfo) -> Request:

@@ -68,8 +68,7 @@ def guarded(handler: Handler) -> Handler:
 
 
 async def check_backlog(gw: Ingest) -> None:
-    """Backpressure: new events are refused (429) while the delivery backlog is over its
-    high-water mark (`dispatch.backlog_high_water`)."""
+    """Backpressure: refuse new events (429) while the delivery backlog is over its mark."""
     if await gw.store.pending() >= gw.config.dispatch.backlog_high_water:
         raise Backpressure(
             "the delivery backlog is over its high-water mark; retry later",

@@ -25,6 +25,17 @@ TYPES: dict[str, type[Contract]] = {
 }
 # For every contract, the imports it must refuse (importer, imported): one per forbidden layer.
 BREAKERS = {
+    "ground": [
+        ("gateway.event", "gateway.attributes"),
+        ("gateway.errors", "gateway.schemas.registry"),
+        ("gateway.redact", "gateway.routing.router"),
+        ("gateway.yamlpos", "gateway.config.model"),
+        ("gateway.limits", "gateway.sources.kinds"),
+        ("gateway.diagnostics", "gateway.percent"),
+        ("gateway.egress", "gateway.store.base"),
+        ("gateway.sinkurl", "gateway.ingest.http"),
+        ("gateway.eventloop", "gateway.delivery.sender"),
+    ],
     "core": [
         ("gateway.routing.filters", "gateway.config.model"),
         ("gateway.schemas.documents", "gateway.ingest.modes"),

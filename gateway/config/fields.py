@@ -19,8 +19,8 @@ from gateway import sinkurl
 from gateway.config import spec
 from gateway.config.durations import parse_duration
 from gateway.config.expand import UNRESOLVED, Parts
-from gateway.config.yamlpos import Located
 from gateway.diagnostics import Problem, format_path
+from gateway.yamlpos import Located
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")

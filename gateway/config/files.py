@@ -17,8 +17,8 @@ import yaml
 from gateway.config import fields as f
 from gateway.config.expand import Parts, expand
 from gateway.config.fields import Source
-from gateway.config.yamlpos import Located, load
 from gateway.diagnostics import Problem
+from gateway.yamlpos import Located, load
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _GLOB = frozenset("*?[")

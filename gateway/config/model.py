@@ -16,8 +16,8 @@ from gateway.egress import EgressPolicy
 from gateway.limits import Limits
 
 if TYPE_CHECKING:
-    from gateway.ingest.sources.templates import Template
     from gateway.routing.filters import Filter
+    from gateway.sources.templates import Template
 
 
 class Mode(StrEnum):

@@ -18,8 +18,15 @@ from gateway.config import spec
 from gateway.config.expand import UNRESOLVED, Parts
 from gateway.config.fields import Source as File
 from gateway.config.model import Source, Verify
-from gateway.ingest.sources.presets import PRESETS, SCHEMES, Preset
-from gateway.ingest.sources.templates import (
+from gateway.sources.kinds import (
+    ALGORITHMS,
+    ENCODINGS,
+    KINDS,
+    STANDARD_WEBHOOKS_TOLERANCE,
+    is_standard_webhooks_secret,
+)
+from gateway.sources.presets import PRESETS, SCHEMES, Preset
+from gateway.sources.templates import (
     ATTRIBUTE_ROOTS,
     SIGNATURE_ROOTS,
     TIMESTAMP,
@@ -27,13 +34,6 @@ from gateway.ingest.sources.templates import (
     TemplateError,
     compile_template,
     literal,
-)
-from gateway.ingest.sources.verify import (
-    ALGORITHMS,
-    ENCODINGS,
-    KINDS,
-    STANDARD_WEBHOOKS_TOLERANCE,
-    is_standard_webhooks_secret,
 )
 
 SOURCE_KEYS = spec.keys(spec.SOURCE)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from gateway.config.model import Backoff, Mode
-from gateway.ingest.sources.presets import PRESETS, SCHEMES
-from gateway.ingest.sources.verify import ALGORITHMS, ENCODINGS, KINDS
 from gateway.routing.datafilter import OPERATORS
 from gateway.routing.filters import SUPPORTED
+from gateway.sources.kinds import ALGORITHMS, ENCODINGS, KINDS
+from gateway.sources.presets import PRESETS, SCHEMES
 
 # -- kinds of values --------------------------------------------------------------------------
 

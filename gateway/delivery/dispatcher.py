@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from gateway import redact
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
 from gateway.delivery.breakers import Breakers
 from gateway.delivery.ratelimit import Rates
+from gateway.delivery.render import dead_letter_info
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
@@ -37,7 +37,6 @@ from gateway.store.base import (
     Ack,
     Attempt,
     Dead,
-    DeadLetterInfo,
     Kind,
     Leased,
     Outcome,
@@ -55,11 +54,6 @@ GONE = PAUSED_GONE  # why a subscription is paused
 MIN_IDLE = 0.005
 # Delays between tries to record an outcome the store refused; the last one repeats.
 RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
-
-
-def shown(sub: Subscription) -> str:
-    """The sink as dead-letter rows store it and notices carry it: redacted."""
-    return redact.url(sub.sink)
 
 
 def expired(leased: Leased, now: float) -> bool:
@@ -367,12 +361,10 @@ class Dispatcher:
         now = self._clock()
         notify = sub.delivery.dead_letter is not None and row.kind is Kind.SINK
         if row.kind is Kind.SINK and expired(row, now):
-            info = DeadLetterInfo("expired", None, row.attempt - 1, shown(sub))
             self._log(sub, row, None, "dead", "expired")
-            return Dead(row, None, info, notify_sink=notify)
+            return Dead(row, None, dead_letter_info(sub, row, "expired", None), notify_sink=notify)
         if row.kind is Kind.DEAD_LETTER and sub.delivery.dead_letter is None:
-            info = row.dead_letter or DeadLetterInfo("exhausted", None, row.attempt, shown(sub))
-            return Dead(row, None, info)
+            return Dead(row, None, dead_letter_info(sub, row, "exhausted", None))
         result, latency = await self._sender.send(sub, row, now)
         attempt = Attempt(result.status, latency, result.error)
         decision = retry.decide(sub.delivery.retry, row.attempt, result)
@@ -392,9 +384,9 @@ class Dispatcher:
             self._log(sub, row, attempt, "retry", f"in {decision.delay:.1f}s")
             return Retry(row, attempt, done + decision.delay)
         self._log(sub, row, attempt, "dead", decision.reason)
+        info = dead_letter_info(sub, row, decision.reason, attempt)
         if row.kind is Kind.DEAD_LETTER:
-            return Dead(row, attempt, row.dead_letter or DeadLetterInfo(
-                decision.reason, result.status, row.attempt, shown(sub)))
+            return Dead(row, attempt, info)
         if decision.reason == "gone":
             on = await asyncio.to_thread(PausedOn.of, sub.sink)
             try:
@@ -404,7 +396,6 @@ class Dispatcher:
             self._paused[sub.name] = on
             log.warning("subscription paused: its sink answered 410 Gone",
                         extra={"subscription": sub.name})
-        info = DeadLetterInfo(decision.reason, result.status, row.attempt, shown(sub))
         self._metrics.inc("gateway_dead_letters_total", subscription=sub.name,
                           reason=decision.reason)
         return Dead(row, attempt, info, notify_sink=notify)

@@ -18,7 +18,7 @@ from gateway import redact
 from gateway.config.model import Mode, Subscription
 from gateway.event import AttributeValue, DataKind, Event, canonical
 from gateway.percent import encode
-from gateway.store.base import DeadLetterInfo, Kind, Leased
+from gateway.store.base import Attempt, DeadLetterInfo, Kind, Leased
 
 # CONTRACT 4: this exact spelling; some SDKs' parsers accept no other.
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -73,6 +73,18 @@ def batch(events: Iterable[Event]) -> Request:
     return Request((("Content-Type", BATCH_CONTENT_TYPE),), body)
 
 
+def dead_letter_info(
+    sub: Subscription, row: Leased, reason: str, attempt: Attempt | None
+) -> DeadLetterInfo:
+    """What a dead letter says (CONTRACT 4): a DEAD_LETTER row keeps what it was queued with;
+    otherwise the reason, the status of `attempt` (None: this attempt was not made, nor
+    counted) and the sink, redacted."""
+    if row.dead_letter is not None:
+        return row.dead_letter
+    status, made = (None, row.attempt - 1) if attempt is None else (attempt.status, row.attempt)
+    return DeadLetterInfo(reason, status, made, redact.url(sub.sink))
+
+
 def dead_letter(event: Event, info: DeadLetterInfo) -> Request:
     """A dead-letter notice: the event in structured mode plus deadletter* extensions."""
     extra: dict[str, AttributeValue] = {"deadletterreason": info.reason}
@@ -88,8 +100,7 @@ def render(sub: Subscription, leased: Leased) -> Request:
     """The request for one leased delivery row of `sub`."""
     if leased.kind is Kind.DEAD_LETTER:
         # A dead-letter row always carries its info; the fallback only keeps a row sendable.
-        info = leased.dead_letter or DeadLetterInfo("exhausted", None, 0, redact.url(sub.sink))
-        return dead_letter(leased.event, info)
+        return dead_letter(leased.event, dead_letter_info(sub, leased, "exhausted", None))
     mode = sub.delivery.mode
     if mode is Mode.STRUCTURED:
         return structured(leased.event)

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -46,12 +46,34 @@ UNMATCHED_TYPES = 100  # distinct `type` labels of gateway_events_unmatched_tota
 
 # Refusals caused by the store (503) come in floods during an outage: one line per interval.
 refusals = Throttled(log)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def refused(status: int, detail: str) -> None:
-    """Log an ingest refusal that is the gateway's fault, not the producer's."""
-    if status >= 500:
-        refusals.warning("ingest refused with %d: %s", status, detail)
+def guarded(handler: Handler) -> Handler:
+    """The guard of every ingest handler (`/events` and sources): each refusal is counted,
+    and logged when it is the gateway's fault, not the sender's."""
+
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except GatewayError as error:
+            metrics = request.app[INGEST].metrics
+            metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
+            if error.status >= 500:
+                refusals.warning("ingest refused with %d: %s", error.status, error.detail)
+            raise
+
+    return run
+
+
+async def check_backlog(gw: Ingest) -> None:
+    """Backpressure: refuse new events (429) while the delivery backlog is over its mark."""
+    if await gw.store.pending() >= gw.config.dispatch.backlog_high_water:
+        raise Backpressure(
+            "the delivery backlog is over its high-water mark; retry later",
+            headers={"Retry-After": RETRY_AFTER_BACKLOG},
+        )
 
 # Parsing 1 MB of JSON into Python objects takes 10-40 ms of CPU; below this size it takes
 # well under a millisecond and stays on the event loop. Larger bodies of /events go to the
@@ -212,39 +234,29 @@ def _common_name(request: web.Request) -> str | None:
     return None if ssl_object is None else peer_common_name(ssl_object.getpeercert())
 
 
+@guarded
 async def post_events(request: web.Request) -> web.Response:
     gw = request.app[INGEST]
     config = gw.config
-    try:
-        producer = authenticate(
-            config.producers, request.headers, request.query, _common_name(request)
-        )
-        if producer is not None:
-            request[SENDER] = f"producer {producer.name}"
-        if await gw.store.pending() >= config.dispatch.backlog_high_water:
-            raise Backpressure(
-                "the delivery backlog is over its high-water mark; retry later",
-                headers={"Retry-After": RETRY_AFTER_BACKLOG},
-            )
-        body = await read_body(request, config.server.max_body_bytes)
-        verdicts: list[heavy.Verdict] | None = None
-        if len(body) > OFFLOAD_BYTES:
-            mode, events, verdicts = await request.app[HEAVY].parse(request.headers, body)
-        else:
-            mode, events = modes.parse(request.headers, body)
-        batch = mode is modes.ContentMode.BATCH
-        for index, event in enumerate(events):
-            try:
-                authorize(producer, event)
-            except GatewayError as error:
-                raise (error.at(index) if batch else error) from None
-        events = [stamp(event, config.producer_attribute, producer) for event in events]
-        name = producer.name if producer else None
-        return await accept(request.app, events, batch=batch, producer=name, verdicts=verdicts)
-    except GatewayError as error:
-        gw.metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
-        refused(error.status, error.detail)
-        raise
+    producer = authenticate(config.producers, request.headers, request.query, _common_name(request))
+    if producer is not None:
+        request[SENDER] = f"producer {producer.name}"
+    await check_backlog(gw)
+    body = await read_body(request, config.server.max_body_bytes)
+    verdicts: list[heavy.Verdict] | None = None
+    if len(body) > OFFLOAD_BYTES:
+        mode, events, verdicts = await request.app[HEAVY].parse(request.headers, body)
+    else:
+        mode, events = modes.parse(request.headers, body)
+    batch = mode is modes.ContentMode.BATCH
+    for index, event in enumerate(events):
+        try:
+            authorize(producer, event)
+        except GatewayError as error:
+            raise (error.at(index) if batch else error) from None
+    events = [stamp(event, config.producer_attribute, producer) for event in events]
+    name = producer.name if producer else None
+    return await accept(request.app, events, batch=batch, producer=name, verdicts=verdicts)
 
 
 async def options_events(request: web.Request) -> web.Response:

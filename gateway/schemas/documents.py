@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import yaml
 
-from gateway.config import yamlpos
+from gateway import yamlpos
 from gateway.diagnostics import Problem, format_path
 
 EXTENSIONS = frozenset({".json", ".yaml", ".yml"})

@@ -6,39 +6,33 @@ base URI in scope (JSON Schema 2020-12 Core 8.2.1 and 8.2.3: the nearest `$id`, 
 location). When that names no known schema but the same reference read against the referring
 file's location names a file, that file is used: `"$ref": "common/money.json"` works in a file
 whose `$id` is a remote-looking URI. Anything still unknown is a load problem; nothing is fetched.
+
+Which keywords hold subschemas, identifiers and anchors in each draft is the `referencing`
+library's knowledge (the one `jsonschema` uses); its registry holds the files and nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
+
+from referencing import Registry, Resource, Specification, exceptions
+from referencing.jsonschema import DRAFT202012
 
 from gateway.diagnostics import Problem
 from gateway.schemas.documents import SchemaDocument
 
 JsonPath = tuple[str | int, ...]
-
-# Keywords whose values are schemas (Core 10, Validation 6, and draft-07's equivalents); the
-# values of every other keyword (`enum`, `const`, `examples`, ...) are data, never searched.
-_SCHEMA_VALUED = frozenset(
-    {
-        "additionalItems", "additionalProperties", "contains", "contentSchema", "else", "if",
-        "items", "not", "propertyNames", "then", "unevaluatedItems", "unevaluatedProperties",
-    }
-)  # fmt: skip
-_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
-_SCHEMA_MAPS = frozenset(
-    {"$defs", "definitions", "dependencies", "dependentSchemas", "patternProperties", "properties"}
-)
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
 
 
 @dataclass(frozen=True, slots=True)
 class _Resource:
     document: SchemaDocument
-    value: Any
+    resource: Resource[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,26 +58,49 @@ def link(documents: list[SchemaDocument], broken: frozenset[str] = frozenset()) 
     return _Linker(documents, broken).run()
 
 
-_Node = tuple[JsonPath, str, dict[str, Any]]  # where, base URI in scope, the subschema
+def _refuse(uri: str) -> Resource[Any]:
+    """The registry's retrieval: every schema file is in it already, so nothing else is."""
+    raise exceptions.NoSuchResource(uri)
 
 
-def subschemas(node: Any, path: JsonPath, base: str) -> Iterator[_Node]:
-    """Every subschema object with the base URI in scope for it (its own `$id` applied)."""
+_Node = tuple[JsonPath, str, Resource[Any]]  # where, base URI in scope, the subschema
+_UNREADABLE = (AttributeError, TypeError, ValueError)  # a schema its meta-schema refuses
+
+
+def _walk(spec: Specification[Any], node: Any, path: JsonPath, base: str) -> Iterator[_Node]:
+    """The draft's own reading: which keywords hold subschemas and when `$id` counts; a
+    keyword the draft cannot read (the meta-schema check reports it) is skipped."""
     if not isinstance(node, dict):
         return
-    ident = node.get("$id")
-    if isinstance(ident, str):
-        base = urldefrag(urljoin(base, ident))[0]
-    yield path, base, node
-    for key, child in node.items():
-        if isinstance(child, list) and key in _SCHEMA_LISTS:
-            for index, item in enumerate(child):
-                yield from subschemas(item, (*path, key, index), base)
-        elif isinstance(child, dict) and key in _SCHEMA_MAPS:
-            for name, item in child.items():
-                yield from subschemas(item, (*path, key, name), base)
-        elif key in _SCHEMA_VALUED:
-            yield from subschemas(child, (*path, key), base)
+    spec = _spec(node, spec)
+    with contextlib.suppress(*_UNREADABLE):
+        ident = spec.id_of(node)
+        if isinstance(ident, str):
+            base = urldefrag(urljoin(base, ident))[0]
+    yield path, base, spec.create_resource(node)
+    for key, value in node.items():
+        try:
+            places = {id(c): c for c in spec.subresources_of({key: value}) if isinstance(c, dict)}
+        except _UNREADABLE:
+            continue
+        inner: Iterable[tuple[Any, Any]] = enumerate(value) if isinstance(value, list) else ()
+        inner = value.items() if isinstance(value, dict) else inner
+        for where, item in [((key,), value), *(((key, k), v) for k, v in inner)]:
+            if places.pop(id(item), None) is not None:
+                yield from _walk(spec, item, (*path, *where), base)
+
+
+def _spec(value: Any, default: Specification[Any] = DRAFT202012) -> Specification[Any]:
+    try:
+        return default.detect(value)
+    except AttributeError:  # a `$schema` that is no string
+        return default
+
+
+def subschemas(node: Any, path: JsonPath, base: str) -> Iterator[tuple[JsonPath, str, Any]]:
+    """Every subschema object with the base URI in scope for it (its own `$id` applied)."""
+    for where, scope, resource in _walk(DRAFT202012, node, path, base):
+        yield where, scope, resource.contents
 
 
 _Reference = tuple[SchemaDocument, JsonPath, str, str]  # file, where, base URI, reference
@@ -97,38 +114,13 @@ def _references(document: SchemaDocument) -> Iterator[_Reference]:
                 yield document, (*path, keyword), base, ref
 
 
-def _anchors(node: dict[str, Any], base: str) -> Iterator[str]:
-    # Location-independent identifiers: 2020-12 Core 8.2.2, draft-07 Core 8.2.3.
-    for keyword in ("$anchor", "$dynamicAnchor"):
-        name = node.get(keyword)
-        if isinstance(name, str):
-            yield f"{base}#{name}"
-    ident = node.get("$id")
-    if isinstance(ident, str) and "#" in ident:  # draft-07 spells an anchor as `$id: "#name"`
-        named, fragment = urldefrag(urljoin(base, ident))
-        if fragment:
-            yield f"{named}#{fragment}"
-
-
-def _follow(value: Any, pointer: str) -> bool:
-    """Whether the JSON pointer (RFC 6901, as a URI fragment) names something inside `value`."""
-    for raw in pointer.split("/")[1:]:
-        token = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict) and token in value:
-            value = value[token]
-        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
-            value = value[int(token)]
-        else:
-            return False
-    return True
-
-
 class _Linker:
     def __init__(self, documents: list[SchemaDocument], broken: frozenset[str]) -> None:
         self.documents = documents
-        self.files = {d.uri: _Resource(d, d.value) for d in documents}
+        self.broken = broken
+        resources = (_spec(d.value).create_resource(d.value) for d in documents)
+        self.files = {d.uri: _Resource(d, r) for d, r in zip(documents, resources, strict=True)}
         self.known: dict[str, _Resource] = dict(self.files)
-        self.anchors: set[str] = set()
         self.ids: dict[str, SchemaDocument] = {}
         self.aliases: dict[str, _Resource] = {}
         self.depends: dict[str, set[str]] = {d.file: set() for d in documents}
@@ -140,29 +132,23 @@ class _Linker:
             self._index(document)
         references = [r for d in self.documents for r in _references(d)]
         self._alias(references)
+        # Broken files are added only where a reference needs them: their contents may not be
+        # schemas at all, and reading them fails (see `_check`).
+        self.registry = Registry(retrieve=_refuse).with_resources(  # type: ignore[call-arg]
+            self._entries(lambda document: document.file not in self.broken)
+        ).crawl()
         for reference in references:
             self._check(*reference)
         unusable = self._spread_failures()
-        resources: list[tuple[str, Any]] = []
-        for document in self.documents:
-            if document.file not in unusable:
-                resources.append((document.uri, document.value))
-                resources.extend((uri, document.value) for uri in self._ids_of(document))
-        resources.extend((uri, r.value) for uri, r in self.aliases.items())
         ids = {uri: d for uri, d in self.ids.items() if d.file not in unusable}
+        resources = [(d.uri, d.value) for d in self.documents if d.file not in unusable]
+        resources += [(uri, d.value) for uri, d in ids.items()]
+        resources += [(uri, r.document.value) for uri, r in self.aliases.items()]
         return Linkage(resources, ids, frozenset(unusable), self.problems)
 
-    def _ids_of(self, document: SchemaDocument) -> list[str]:
-        value = document.value
-        if not isinstance(value, dict) or not isinstance(value.get("$id"), str):
-            return []
-        root = urldefrag(urljoin(document.uri, value["$id"]))[0]
-        return [] if root == document.uri else [root]
-
     def _index(self, document: SchemaDocument) -> None:
-        for path, base, node in subschemas(document.value, (), document.uri):
-            self.anchors.update(_anchors(node, base))
-            if not isinstance(node.get("$id"), str) or base == document.uri:
+        for path, base, resource in _walk(DRAFT202012, document.value, (), document.uri):
+            if not isinstance(resource.contents.get("$id"), str) or base == document.uri:
                 continue
             owner = self.known.get(base)
             if owner is not None and owner.document is not document:
@@ -173,7 +159,7 @@ class _Linker:
                     )
                 )
                 continue
-            self.known[base] = _Resource(document, node)
+            self.known[base] = _Resource(document, resource)
             if not path:
                 self.ids[base] = document
 
@@ -190,41 +176,43 @@ class _Linker:
             if len(places) == 1:
                 self.aliases[named] = self.files[places.pop()]
 
+    def _entries(self, which: Callable[[SchemaDocument], bool]) -> list[tuple[str, Resource[Any]]]:
+        every = {**self.known, **self.aliases}.items()
+        return [(uri, r.resource) for uri, r in every if which(r.document)]
+
     def _check(self, document: SchemaDocument, at: JsonPath, base: str, ref: str) -> None:
         named, fragment = urldefrag(urljoin(base, ref))
-        resource = self.known.get(named) or self.aliases.get(named)
-        if resource is None:
+        target = self.known.get(named) or self.aliases.get(named)
+        registry: Registry[Any] = self.registry
+        if target is not None:
+            self.depends[document.file].add(target.document.file)
+            if target.document.file in self.broken:
+                registry = registry.with_resources(self._entries(lambda d: d is target.document))
+        try:
+            registry.resolver(base).lookup(ref)
+            return
+        except exceptions.PointerToNowhere:
+            missing = f"{named} has no {unquote(fragment)}"
+        except (exceptions.NoSuchAnchor, exceptions.InvalidAnchor):
+            missing = f"{named} has no anchor {fragment!r}"
+        except exceptions.Unresolvable:
             missing = (
                 f"no schema file has the URI {named} (as its $id or its path in the schemas "
                 "folder); schemas are never fetched"
             )
-        else:
-            self.depends[document.file].add(resource.document.file)
-            missing = self._missing_fragment(named, resource, fragment)
-        if missing:
-            self.failed.add(document.file)
-            self.problems.append(document.problem(at, f"unresolvable $ref {ref!r}: {missing}"))
-
-    def _missing_fragment(self, named: str, resource: _Resource, fragment: str) -> str:
-        if not fragment:
-            return ""
-        if fragment.startswith("/"):
-            found = _follow(resource.value, fragment)
-            return "" if found else f"{named} has no {unquote(fragment)}"
-        names = {f"{uri}#{fragment}" for uri, r in self.known.items() if r.value is resource.value}
-        if self.anchors & (names | {f"{named}#{fragment}"}):
-            return ""
-        return f"{named} has no anchor {fragment!r}"
+        except (AttributeError, TypeError, ValueError):
+            if target is not None and target.document.file in self.broken:
+                return  # a file that is no schema: reported once, where its cause is
+            missing = f"{named} has no {unquote(fragment)}"  # a step into a non-container
+        self.failed.add(document.file)
+        self.problems.append(document.problem(at, f"unresolvable $ref {ref!r}: {missing}"))
 
     def _spread_failures(self) -> set[str]:
         """A file that references an unusable file is unusable too; the problem is reported once,
         where its cause is."""
         unusable = set(self.failed)
-        changed = True
-        while changed:
-            changed = False
-            for document in self.documents:
-                if document.file not in unusable and self.depends[document.file] & unusable:
-                    unusable.add(document.file)
-                    changed = True
+        while grown := {
+            d.file for d in self.documents if self.depends[d.file] & unusable
+        } - unusable:
+            unusable |= grown
         return unusable

@@ -20,8 +20,8 @@ from gateway.errors import NotFound, Unauthorized
 from gateway.event import DataKind, Event
 from gateway.ingest.sources.dryrun import preview
 from gateway.ingest.sources.mapping import TemplateUnresolved
-from gateway.ingest.sources.presets import PRESETS, handshake
 from gateway.ingest.sources.verify import check
+from gateway.sources.presets import PRESETS, handshake
 
 GITHUB_SECRET = "It's a Secret to Everybody"
 GITLAB_TOKEN = "glpat-hook-token"

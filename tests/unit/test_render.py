@@ -18,11 +18,12 @@ from gateway.delivery.render import (
     Request,
     binary,
     dead_letter,
+    dead_letter_info,
     render,
     structured,
 )
 from gateway.event import AttributeValue, DataKind, Event, is_json_media_type
-from gateway.store.base import DeadLetterInfo, Kind, Leased
+from gateway.store.base import Attempt, DeadLetterInfo, Kind, Leased
 from tests.conftest import load_vector
 
 BASE: dict[str, AttributeValue] = {
@@ -298,9 +299,36 @@ def test_dead_letter_omits_status_when_there_was_no_response() -> None:
 SUB = Subscription(name="billing", sink="https://billing.example/hook")
 
 
-def leased(kind: Kind = Kind.SINK, info: DeadLetterInfo | None = None) -> Leased:
+def leased(
+    kind: Kind = Kind.SINK, info: DeadLetterInfo | None = None, attempt: int = 1
+) -> Leased:
     sent = event(b'{"a": 1}', DataKind.JSON)
-    return Leased(1, "billing", kind, 1, 1, sent, 0.0, info)
+    return Leased(1, "billing", kind, attempt, 1, sent, 0.0, info)
+
+
+SECRET_SINK = replace(SUB, sink="https://user:pw@billing.example/hook?token=t")
+QUEUED = DeadLetterInfo("gone", 410, 2, "https://billing.example/hook")
+
+
+@pytest.mark.parametrize(
+    ("row", "reason", "attempt", "expected"),
+    [
+        # The attempt was made: its status, and it counts.
+        (leased(attempt=8), "exhausted", Attempt(503, 1.0), ("exhausted", 503, 8)),
+        (leased(attempt=3), "rejected", Attempt(None, 1.0, "timeout"), ("rejected", None, 3)),
+        # Not made (the event expired before it): not counted, no status.
+        (leased(attempt=4), "expired", None, ("expired", None, 3)),
+        # A dead-letter row says what it was queued with, whatever befalls its own delivery.
+        (leased(Kind.DEAD_LETTER, QUEUED, 5), "rejected", Attempt(400, 1.0), ("gone", 410, 2)),
+    ],
+)
+def test_dead_letter_info_decides_what_a_dead_letter_says(
+    row: Leased, reason: str, attempt: Attempt | None, expected: tuple[Any, ...]
+) -> None:
+    info = dead_letter_info(SECRET_SINK, row, reason, attempt)
+    assert (info.reason, info.status, info.attempts) == expected
+    assert "pw" not in info.sink
+    assert "token=t" not in info.sink
 
 
 @pytest.mark.parametrize(

@@ -331,18 +331,6 @@ async def test_dead_letter_rows_go_to_the_dead_letter_sink(
     assert (body["deadletterreason"], body["deadletterstatus"]) == ("exhausted", 500)
 
 
-async def test_dead_letter_rows_without_a_dead_letter_sink_are_not_sent(
-    subscriber: tuple[Subscriber, str], sender: Sender
-) -> None:
-    recorder, base = subscriber
-    info = DeadLetterInfo("exhausted", 500, 8, base + "/ok")
-    result, _ = await sender.send(
-        subscription(base, "/ok"), row(kind=Kind.DEAD_LETTER, dead_letter=info), time.time()
-    )
-    assert result.status is None
-    assert recorder.seen == []
-
-
 async def test_send_before_start_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="start"):
         await Sender().send(Subscription(name="b", sink="http://127.0.0.1:1/"), row(), 0.0)

@@ -13,7 +13,7 @@ from gateway.errors import InvalidEvent
 from gateway.event import DataKind
 from gateway.ingest.sources import bodies
 from gateway.ingest.sources.mapping import TemplateUnresolved, normalize
-from gateway.ingest.sources.templates import (
+from gateway.sources.templates import (
     NOTHING,
     SIGNATURE_ROOTS,
     Inputs,

@@ -14,8 +14,9 @@ from standardwebhooks import Webhook
 
 from gateway.config.model import Verify
 from gateway.errors import Unauthorized
-from gateway.ingest.sources.templates import SIGNATURE_ROOTS, compile_template
-from gateway.ingest.sources.verify import check, is_standard_webhooks_secret, signed_bytes
+from gateway.ingest.sources.verify import check, signed_bytes
+from gateway.sources.kinds import is_standard_webhooks_secret
+from gateway.sources.templates import SIGNATURE_ROOTS, compile_template
 
 BODY = b'{"event":"created","order":{"id":"o-1"}}'
 NOW = 1_700_000_000.0

@@ -23,8 +23,8 @@ import orjson
 from gateway.errors import InvalidEvent
 from gateway.event import UNPARSED, DataKind, is_json_media_type, is_text_media_type
 from gateway.ingest.modes import charset
-from gateway.ingest.sources.templates import NOTHING
 from gateway.limits import check_depth
+from gateway.sources.templates import NOTHING
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

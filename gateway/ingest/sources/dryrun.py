@@ -17,7 +17,7 @@ from gateway.errors import NotFound
 from gateway.event import Event
 from gateway.ingest.sources import bodies
 from gateway.ingest.sources.mapping import normalize
-from gateway.ingest.sources.templates import Inputs, first_values
+from gateway.sources.templates import Inputs, first_values
 
 # Provider webhooks are JSON far more often than not; a dry run without a Content-Type
 # header reads the body as JSON rather than as opaque bytes.

@@ -9,32 +9,29 @@ the CE webhook handshake (CE webhook spec 4).
 
 from __future__ import annotations
 
-import logging
+import functools
 import uuid
-from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
 from gateway.config.model import Source
-from gateway.errors import Backpressure, GatewayError, NotFound
+from gateway.errors import NotFound
 from gateway.ingest.context import INGEST
 from gateway.ingest.http import (
-    RETRY_AFTER_BACKLOG,
+    Handler,
     accept,
+    check_backlog,
+    guarded,
     offload,
     options_events,
     read_body,
-    refused,
 )
 from gateway.ingest.problems import SENDER
-from gateway.ingest.sources import bodies, presets, verify
+from gateway.ingest.sources import bodies, verify
 from gateway.ingest.sources.mapping import normalize
-from gateway.ingest.sources.templates import Inputs, first_values
-
-log = logging.getLogger("gateway.ingest")
-
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+from gateway.sources import presets
+from gateway.sources.templates import Inputs, first_values
 
 
 async def _post(request: web.Request, source: Source) -> web.Response:
@@ -52,11 +49,7 @@ async def _post(request: web.Request, source: Source) -> web.Response:
     answer = presets.handshake(source.handshake, parsed.view)
     if answer is not None:
         return web.Response(body=orjson.dumps(answer), content_type="application/json")
-    if await gw.store.pending() >= config.dispatch.backlog_high_water:
-        raise Backpressure(
-            "the delivery backlog is over its high-water mark; retry later",
-            headers={"Retry-After": RETRY_AFTER_BACKLOG},
-        )
+    await check_backlog(gw)
     event = normalize(source, Inputs(headers, query, parsed.view), parsed, _mint)
     return await accept(request.app, [event], batch=False, producer=None)
 
@@ -66,16 +59,7 @@ def _mint() -> str:
 
 
 def _handler(source: Source) -> Handler:
-    async def post_source(request: web.Request) -> web.Response:
-        try:
-            return await _post(request, source)
-        except GatewayError as error:
-            metrics = request.app[INGEST].metrics
-            metrics.inc("gateway_ingest_rejected_total", status=str(error.status))
-            refused(error.status, error.detail)
-            raise
-
-    return post_source
+    return guarded(functools.partial(_post, source=source))
 
 
 async def unknown_source(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from gateway.config.model import Source
 from gateway.errors import GatewayError, InvalidEvent, Violation
 from gateway.event import SPECVERSION, AttributeValue, Event
 from gateway.ingest.sources.bodies import Body
-from gateway.ingest.sources.templates import Inputs, Template, Unusable, as_text, resolve
+from gateway.sources.templates import Inputs, Template, Unusable, as_text, resolve
 
 REQUIRED = ("id", "source", "type")
 _CORE = ("id", "source", "type", "subject", "time", "dataschema")

@@ -20,14 +20,10 @@ from standardwebhooks import Webhook
 
 from gateway.config.model import Verify
 from gateway.errors import Unauthorized
-from gateway.ingest.sources.templates import BODY, TIMESTAMP, Template
+from gateway.sources.kinds import ALGORITHMS, STANDARD_WEBHOOKS_TOLERANCE
+from gateway.sources.templates import BODY, TIMESTAMP, Template
 
-KINDS = ("hmac", "token", "bearer", "basic", "stripe", "standard-webhooks", "none")
-ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
-ENCODINGS = ("hex", "base64")
 STRIPE_HEADER = "stripe-signature"
-# Standard Webhooks 1.0 (and its library): timestamps within 5 minutes either way.
-STANDARD_WEBHOOKS_TOLERANCE = 300.0
 _STANDARD_WEBHOOKS_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 Headers = Mapping[str, str]  # lower-case names
@@ -218,14 +214,3 @@ def check(spec: Verify, body: bytes, headers: Headers, query: Headers, now: floa
     `headers` has lower-case names; `now` is Unix seconds (for timestamp tolerances).
     """
     _CHECKS[spec.kind](spec, body, headers, query, now)
-
-
-def is_standard_webhooks_secret(secret: str) -> bool:
-    """`whsec_` followed by non-empty base64 (Standard Webhooks 1.0, symmetric keys)."""
-    if not secret.startswith("whsec_"):
-        return False
-    encoded = secret[len("whsec_") :]
-    try:
-        return bool(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
-    except (ValueError, binascii.Error):
-        return False

@@ -23,7 +23,13 @@ from gateway import redact
 from gateway.event import AttributeValue, DataKind, Event
 
 if TYPE_CHECKING:
-    from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+    from gateway.store.ops import (
+        Counts,
+        DeadLetterQuery,
+        EventHistory,
+        RecentAttempt,
+        StoredEvent,
+    )
 
 # Why a subscription is paused: its sink answered 410 (ends when the sink changes, or on
 # `resume`), or an operator paused it (ends only on `resume`).
@@ -238,6 +244,9 @@ class Store(Protocol):
 
     async def history(self, source: str, id: str) -> EventHistory | None:
         """The latest stored event with this (source, id), its deliveries and their attempts."""
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        """The latest `limit` attempts to `subscription`'s sink, newest first."""
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         """Dead-letter (reason `removed`) the PENDING SINK rows of subscriptions not in `active`

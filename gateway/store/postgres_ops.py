@@ -11,7 +11,13 @@ from gateway.store import opsrows
 from gateway.store.base import DeadLetter
 from gateway.store.groupcommit import Done
 from gateway.store.listener import CHANNEL
-from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+from gateway.store.ops import (
+    Counts,
+    DeadLetterQuery,
+    EventHistory,
+    RecentAttempt,
+    StoredEvent,
+)
 from gateway.store.pgapi import Connection
 
 if TYPE_CHECKING:
@@ -85,6 +91,11 @@ class PostgresOps:
             return opsrows.history(found, deliveries, attempts)
 
         return await self._run(read)
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        query = self._q["ops_recent_attempts"]
+        rows = await self._run(lambda conn: conn.fetch(query, subscription, limit))
+        return [opsrows.recent(row) for row in rows]
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         changed: int = await self._submit(self._expire, (now, now - retention, list(active)))

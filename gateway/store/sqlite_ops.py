@@ -11,7 +11,13 @@ import orjson
 
 from gateway.store import opsrows
 from gateway.store.base import DeadLetter
-from gateway.store.ops import Counts, DeadLetterQuery, EventHistory, StoredEvent
+from gateway.store.ops import (
+    Counts,
+    DeadLetterQuery,
+    EventHistory,
+    RecentAttempt,
+    StoredEvent,
+)
 
 if TYPE_CHECKING:
     from gateway.store.writer import Work
@@ -70,6 +76,10 @@ class SqliteOps:
         seq = {"seq": found[0][0]}
         deliveries = self._read("ops_event_deliveries", seq)
         return opsrows.history(found[0], deliveries, self._read("ops_event_attempts", seq))
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        params = {"subscription": subscription, "limit": limit}
+        return [opsrows.recent(row) for row in self._read("ops_recent_attempts", params)]
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         params = {

@@ -78,3 +78,13 @@ SET state = 2, lease = NULL, finished_at = $1, updated_at = $1, dl_reason = 'rem
     dl_attempts = attempts
 WHERE state = 0 AND kind = 0 AND created_at < $2 AND (lease IS NULL OR due_at <= $1)
   AND subscription <> ALL ($3::text[]);
+
+-- name: ops_recent_attempts
+-- The latest attempts to one subscription, newest first (the dashboard's subscription page).
+SELECT a.delivery_id, a.attempt, a.at, a.status, a.latency_ms, a.error, e.source, e.id
+FROM attempts AS a
+JOIN deliveries AS d ON d.id = a.delivery_id
+JOIN events AS e ON e.seq = d.event_seq
+WHERE d.subscription = $1 AND d.kind = 0
+ORDER BY a.at DESC, a.delivery_id DESC, a.attempt DESC
+LIMIT $2;

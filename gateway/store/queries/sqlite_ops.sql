@@ -69,3 +69,13 @@ SET state = 2, lease = NULL, finished_at = :now, updated_at = :now, dl_reason = 
     dl_attempts = attempts
 WHERE state = 0 AND kind = 0 AND created_at < :cutoff AND (lease IS NULL OR due_at <= :now)
   AND subscription NOT IN (SELECT value FROM json_each(:active));
+
+-- name: ops_recent_attempts
+-- The latest attempts to one subscription, newest first (the dashboard's subscription page).
+SELECT a.delivery_id, a.attempt, a.at, a.status, a.latency_ms, a.error, e.source, e.id
+FROM attempts AS a
+JOIN deliveries AS d ON d.id = a.delivery_id
+JOIN events AS e ON e.seq = d.event_seq
+WHERE d.subscription = :subscription AND d.kind = 0
+ORDER BY a.at DESC, a.rowid DESC
+LIMIT :limit;

@@ -130,9 +130,13 @@ class History:
             _per_minute(now.at, current.failed, then.failed, base.at),
         )
 
-    def series(self, name: str, now: Sample | None = None) -> dict[str, list[float | None]]:
-        """Per sample: delivered and failed per minute, backlog, mean attempt latency (ms)."""
-        samples: Sequence[Sample] = [*self.samples, *([now] if now is not None else [])]
+    def series(
+        self, name: str, now: Sample | None = None, every: int = 1
+    ) -> dict[str, list[float | None]]:
+        """Per sample (every `every`-th, the newest kept): delivered and failed per minute,
+        backlog, mean attempt latency (ms)."""
+        kept = list(self.samples)[::-1][::every][::-1]
+        samples: Sequence[Sample] = [*kept, *([now] if now is not None else [])]
         out: dict[str, list[float | None]] = {
             "delivered": [], "failed": [], "backlog": [], "latency": [], "at": [],
         }  # fmt: skip

@@ -15,6 +15,7 @@ from gateway.errors import GatewayError
 
 RECENT = 20  # attempts shown on a subscription's page
 DEAD_LETTERS = 200  # rows shown on the dead-letter page
+SPARK_EVERY = 6  # a sparkline shows one point a minute
 
 
 def health(row: dict[str, Any], rates: Rates) -> str:
@@ -35,7 +36,7 @@ async def _overview_rows(request: web.Request) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         rates = ui.history.rates(now, row["name"])
-        series = ui.history.series(row["name"], now)
+        series = ui.history.series(row["name"], now, every=SPARK_EVERY)
         out.append({**row, "rates": rates, "health": health(row, rates), "series": series})
     return out
 
@@ -120,7 +121,7 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
         rows = [dead_letter_json(d) for d in found]
     except GatewayError as exc:
         error = exc.detail
-    names = sorted({r["name"] for r in await control.subscriptions()})
+    names = sorted(control.gw.dispatcher.subscriptions)
     return render(
         request, session, "deadletters.html", status=400 if error else 200,
         active="deadletters", rows=rows, error=error, names=names, chosen=chosen or "",

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from gateway.admin import ui
 from gateway.admin.control import Control, Selection, cesql, dead_letter_json
 from gateway.errors import BadRequest, GatewayError, Unauthorized
 
@@ -41,7 +42,7 @@ def guard(token: str | None) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if expected is not None:
+            if expected is not None and not ui.owns(request.path):  # /ui has its own login
                 given = request.headers.get("Authorization", "").encode()
                 if not hmac.compare_digest(given, expected):
                     raise Unauthorized("missing or wrong admin token (Authorization: Bearer ...)")
@@ -184,4 +185,5 @@ def application(control: Control, token: str | None) -> web.Application:
     app.router.add_get(f"{PREFIX}/deadletters", dead_letters)
     app.router.add_get(f"{PREFIX}/events", event)
     app.router.add_post(f"{PREFIX}/reload", reload)
+    ui.install(app, control, token)
     return app

@@ -17,13 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from gateway import redact
 from gateway.admin.times import parse_time, rfc3339
 from gateway.config.model import Config, Subscription
 from gateway.diagnostics import Problem
 from gateway.errors import BadRequest, NotFound, StoreUnavailable
-from gateway.event import Event
+from gateway.event import DataKind, Event
 from gateway.ingest.context import Ingest
-from gateway.routing.filters import Filter, FilterError, compile_filter, match
+from gateway.routing.filters import Filter, FilterError, compile_filter, explain, match
 from gateway.routing.router import Router
 from gateway.runtime import Gateway
 from gateway.schemas import SchemaRegistry
@@ -298,6 +299,74 @@ class Control:
         if found is None:
             raise NotFound(f"no stored event with source {source!r} and id {id!r}")
         return history_json(found)
+
+
+    # -- reads for the dashboard -----------------------------------------------------------
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """What a subscription selects and where it delivers (the sink URL without secrets)."""
+        sub = self.gw.dispatcher.subscriptions.get(name)
+        if sub is None:
+            return {"name": name, "configured": False}
+        retry = sub.delivery.retry
+        return {
+            "name": name,
+            "configured": True,
+            "sink": redact.url(sub.sink),
+            "selects": selects(sub),
+            "mode": str(sub.delivery.mode.value),
+            "timeout": sub.delivery.timeout,
+            "max_in_flight": sub.delivery.max_in_flight,
+            "max_attempts": retry.max_attempts,
+            "declared": f"{Path(sub.file).name}:{sub.line}" if sub.file else None,
+        }
+
+    async def recent_attempts(self, name: str, limit: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "source": r.source,
+                "id": r.id,
+                "attempt": r.tried.attempt,
+                "time": rfc3339(r.tried.at),
+                "status": r.tried.status,
+                "latency_ms": round(r.tried.latency_ms, 1),
+                "error": r.tried.error,
+                "ok": r.tried.status is not None and 200 <= r.tried.status < 300,
+            }
+            for r in await self.gw.store.recent_attempts(name, limit)
+        ]
+
+    async def lookup(self, source: str, id: str) -> dict[str, Any]:
+        """One event's history, its data as text, and whether each subscription of the running
+        config takes it and why (the first filter that refuses it)."""
+        found = await self.gw.store.history(source, id)
+        if found is None:
+            raise NotFound(f"no stored event with source {source!r} and id {id!r}")
+        event = found.stored.event
+        routing = []
+        for sub in self.gw.dispatcher.subscriptions.values():
+            taken, why = explain(sub, event)
+            routing.append({"subscription": sub.name, "matched": taken, "why": why,
+                            "selects": selects(sub)})  # fmt: skip
+        return {**history_json(found), "data": data_text(event), "routing": routing}
+
+
+def selects(sub: Subscription) -> str:
+    parts = [f"types [{', '.join(sub.types)}]"] if sub.types else []
+    if sub.source is not None:
+        parts.append(f"source {sub.source}")
+    parts.extend(f"filter {f.describe()}" for f in sub.filters)
+    return "; ".join(parts) or "every event"
+
+
+def data_text(event: Event, limit: int = 65536) -> str | None:
+    """`data` as shown to an operator: text when it is text or JSON, else its size."""
+    if event.data is None or event.kind == DataKind.NONE:
+        return None
+    if event.kind == DataKind.BINARY:
+        return f"({len(event.data)} bytes of binary data)"
+    text = event.data.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _counted(matched: int, queued: int, sel: Selection, after: int | None) -> dict[str, Any]:

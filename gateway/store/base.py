@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         Counts,
         DeadLetterQuery,
         EventHistory,
+        RecentAttempt,
         ReplicaState,
         StoredEvent,
     )
@@ -290,6 +291,9 @@ class Store(Protocol):
 
     async def history(self, source: str, id: str) -> EventHistory | None:
         """The latest stored event with this (source, id), its deliveries and their attempts."""
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        """The latest `limit` attempts to `subscription`'s sink, newest first."""
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         """Dead-letter (reason `removed`) the PENDING SINK rows of subscriptions not in `active`

@@ -13,6 +13,7 @@ from gateway.store.ops import (
     DeadLetterQuery,
     DeliveryHistory,
     EventHistory,
+    RecentAttempt,
     ReplicaState,
     StoredEvent,
     TriedAt,
@@ -168,6 +169,21 @@ class MemoryOps:
                 for row in rows
             ),
         )
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        self._check()
+        found = []
+        for entry in reversed(self.attempts):
+            row = self._rows.get(entry.delivery_id)
+            if row is None or row.kind is not Kind.SINK or row.subscription != subscription:
+                continue
+            event = self._events[row.event_seq]
+            r = entry.result
+            tried = TriedAt(entry.attempt, entry.at, r.status, r.latency_ms, r.error)
+            found.append(RecentAttempt(row.id, event.source, event.id, tried))
+            if len(found) == limit:
+                break
+        return found
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         self._check()

@@ -56,6 +56,16 @@ class TriedAt:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentAttempt:
+    """One attempt to a subscription, with the event it carried (newest first in a listing)."""
+
+    delivery: int
+    source: str
+    id: str
+    tried: TriedAt
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryHistory:
     id: int
     subscription: str

@@ -11,6 +11,7 @@ from gateway.store.ops import (
     Counts,
     DeliveryHistory,
     EventHistory,
+    RecentAttempt,
     StoredEvent,
     TriedAt,
     error_text,
@@ -58,6 +59,12 @@ def dead_letter(row: Row) -> DeadLetter:
 def stored(row: Row) -> StoredEvent:
     seq, attrs, data, kind, received_at, producer = (row[i] for i in range(6))
     return StoredEvent(int(seq), stored_event(attrs, data, kind), float(received_at), producer)
+
+
+def recent(row: Row) -> RecentAttempt:
+    delivery_id, attempt, at, status, latency_ms, error, source, ident = (row[i] for i in range(8))
+    tried = TriedAt(int(attempt), float(at), status, float(latency_ms), error)
+    return RecentAttempt(int(delivery_id), source, ident, tried)
 
 
 def history(event: Row, deliveries: Iterable[Row], attempts: Iterable[Row]) -> EventHistory:

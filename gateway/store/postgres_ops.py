@@ -15,6 +15,7 @@ from gateway.store.ops import (
     Counts,
     DeadLetterQuery,
     EventHistory,
+    RecentAttempt,
     ReplicaState,
     StoredEvent,
 )
@@ -99,6 +100,11 @@ class PostgresOps:
             return opsrows.history(found, deliveries, attempts)
 
         return await self._run(read)
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        query = self._q["ops_recent_attempts"]
+        rows = await self._run(lambda conn: conn.fetch(query, subscription, limit))
+        return [opsrows.recent(row) for row in rows]
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         changed: int = await self._submit(self._expire, (now, now - retention, list(active)))

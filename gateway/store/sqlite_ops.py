@@ -15,6 +15,7 @@ from gateway.store.ops import (
     Counts,
     DeadLetterQuery,
     EventHistory,
+    RecentAttempt,
     ReplicaState,
     StoredEvent,
 )
@@ -92,6 +93,10 @@ class SqliteOps:
         seq = {"seq": found[0][0]}
         deliveries = self._read("ops_event_deliveries", seq)
         return opsrows.history(found[0], deliveries, self._read("ops_event_attempts", seq))
+
+    async def recent_attempts(self, subscription: str, limit: int) -> list[RecentAttempt]:
+        params = {"subscription": subscription, "limit": limit}
+        return [opsrows.recent(row) for row in self._read("ops_recent_attempts", params)]
 
     async def expire_removed(self, active: Sequence[str], now: float, retention: float) -> int:
         params = {

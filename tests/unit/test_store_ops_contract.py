@@ -94,6 +94,27 @@ async def test_events_between_and_requeue(store: Store) -> None:
     assert again[0].id != first.id
 
 
+async def test_recent_attempts_newest_first_per_subscription(store: Store) -> None:
+    assert await store.recent_attempts("a", 5) == []
+    await store.append([routed("e1", "a", "b"), routed("e2", "a")], 100.0, WINDOW)
+    rows = await store.lease("a", Kind.SINK, 2, 100.0, LEASE)
+    await store.finish([Retry(rows[0], Attempt(500, 12.0, "boom"), 110.0)], 101.0)
+    await store.finish([Ack(rows[1], Attempt(204, 3.0))], 102.0)
+    again = await lease_one(store, "a", 110.0)
+    await store.finish([Ack(again, Attempt(200, 4.0))], 111.0)
+    b = await lease_one(store, "b", 100.0)
+    await store.finish([Dead(b, Attempt(400, 1.0), REJECTED)], 103.0)
+    found = await store.recent_attempts("a", 5)
+    assert [(r.id, r.source, r.tried.attempt, r.tried.status, r.tried.error) for r in found] == [
+        ("e1", "/shop", 2, 200, None),
+        ("e2", "/shop", 1, 204, None),
+        ("e1", "/shop", 1, 500, "boom"),
+    ]
+    assert [r.tried.at for r in found] == [111.0, 102.0, 101.0]
+    assert [r.id for r in await store.recent_attempts("a", 1)] == ["e1"]
+    assert [r.tried.status for r in await store.recent_attempts("b", 5)] == [400]
+
+
 async def test_history_lists_deliveries_and_attempts(store: Store) -> None:
     assert await store.history("/shop", "nope") is None
     await store.append([routed("e1", "a", "b")], 100.0, WINDOW)

@@ -79,3 +79,13 @@ ON CONFLICT (replica) DO UPDATE SET generation = excluded.generation,
 -- name: ops_replicas
 SELECT replica, generation, loaded_at, last_error, seen_at FROM replicas
 WHERE seen_at >= :since ORDER BY replica;
+
+-- name: ops_recent_attempts
+-- The latest attempts to one subscription, newest first (the dashboard's subscription page).
+SELECT a.delivery_id, a.attempt, a.at, a.status, a.latency_ms, a.error, e.source, e.id
+FROM attempts AS a
+JOIN deliveries AS d ON d.id = a.delivery_id
+JOIN events AS e ON e.seq = d.event_seq
+WHERE d.subscription = :subscription AND d.kind = 0
+ORDER BY a.at DESC, a.rowid DESC
+LIMIT :limit;

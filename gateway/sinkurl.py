@@ -109,7 +109,7 @@ def broker(text: str) -> Broker:
         raise InvalidSink("must not contain spaces or control characters")
     try:
         url = URL(text)
-        port = url.port or _DEFAULT_PORTS.get(url.scheme)
+        port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
     except (ValueError, TypeError) as exc:
         raise InvalidSink("is not a valid URL") from exc
     scheme = url.scheme
@@ -117,8 +117,8 @@ def broker(text: str) -> Broker:
         raise InvalidSink("must be an absolute nats, amqp or mqtt URL")
     if port is None or not 0 < port < 65536:
         raise InvalidSink("has an invalid port")
-    if url.fragment:
-        raise InvalidSink("must not have a fragment")
+    if "#" in text:
+        raise InvalidSink("must not contain '#' (a fragment, or an MQTT wildcard)")
     unknown = sorted(set(url.query) - _QUERY[scheme])
     if unknown:
         allowed = ", ".join(sorted(_QUERY[scheme])) or "none"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -107,3 +108,14 @@ def test_a_missing_client_library_names_the_extra(
     assert done.returncode != 0, output
     assert f"pip install 'cloudevents-gateway[{extra}]'" in output
     assert "subscriptions[0].sink" in output
+
+
+def test_the_readme_examples_load(deploy: Deployer) -> None:  # noqa: F811
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Sinks beyond HTTP")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 3
+    for block in blocks:
+        files = {"config/gateway.yaml": "", "config/subscriptions/s.yaml": block}
+        assert deploy.problems(files) == []

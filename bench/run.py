@@ -16,6 +16,8 @@ Phases, each against fresh processes and a fresh store:
   fanout phases     three live subscribers per event, against a bare fan-out server, with wrk
                     when installed: see bench/fanout.py
   dead_sink_*       one of 3 subscriptions down with a backlog: see bench/deadsink.py
+  nats_fanout_eps   three nats:// (JetStream) sinks per event, against a bare nats-py
+                    publisher: see bench/natsfanout.py (skipped without a NATS server)
 With --store postgresql://..., the ingest and e2e phases again on the PostgreSQL store, each in
 a fresh schema: with one replica (pg_ingest_eps_1, pg_e2e_eps_1) and with two replicas on one
 database, the load split over both (pg_ingest_eps_2, pg_e2e_eps_2).
@@ -287,6 +289,10 @@ def main() -> None:
             from fanout import fanout_phases
 
             result.update(fanout_phases(phase, sub_url, work))
+
+            from natsfanout import nats_phases  # bench/natsfanout.py; {} without NATS
+
+            result.update(nats_phases(phase, work))
 
             if args.store:
                 from fanout import pg_fanout_phases

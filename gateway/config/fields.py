@@ -173,9 +173,17 @@ def http_url(src: Source, value: Any, parts: Parts) -> str | None:
     if text is None:
         return None
     try:
-        sinkurl.parse(text)
+        url = sinkurl.parse(text)
     except sinkurl.InvalidSink as exc:
         src.report(parts, str(exc))
+        return None
+    extra = sinkurl.missing_extra(url.scheme)
+    if extra is not None:
+        src.report(
+            parts,
+            f"{url.scheme}:// sinks need the '{extra}' extra: "
+            f"pip install 'cloudevents-gateway[{extra}]'",
+        )
         return None
     return text
 

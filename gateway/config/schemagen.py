@@ -42,7 +42,10 @@ _VARIABLE_REF = {"$ref": "#/$defs/variable"}
 _NUMBER = r"\d+(\.\d+)?"
 DURATION = rf"^\s*({_NUMBER}|({_NUMBER}(ms|s|m|h|d))+)\s*$"
 POSITIVE_DURATION = rf"^(?=.*[1-9]){DURATION[1:]}"
-URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"
+URL = (
+    r"^([Hh][Tt][Tt][Pp][Ss]?|[Nn][Aa][Tt][Ss]|[Aa][Mm][Qq][Pp]|[Mm][Qq][Tt][Tt])"
+    r"://[^\s/?#]+"
+)
 
 
 def schema(kind: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ class Text:
 
 @dataclass(frozen=True)
 class Url:
-    """An absolute http(s) URL the sender can post to (`gateway.sinkurl`)."""
+    """An absolute http(s) URL the sender can post to, or a nats/amqp/mqtt broker sink
+    (`gateway.sinkurl`)."""
 
     doc: str = ""
 

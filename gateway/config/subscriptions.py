@@ -317,7 +317,9 @@ def _userinfo_with_auth(src: Source, parts: Parts, urls: dict[str, str | None]) 
     """The client sends `user:password@` as Basic auth and refuses to add `auth.bearer` as
     well: every attempt would fail."""
     for key, text in urls.items():
-        if text is not None and sinkurl.has_userinfo(sinkurl.parse(text)):
+        if text is None or sinkurl.is_broker(text):
+            continue  # a broker's user:password@ are its credentials, not an HTTP header
+        if sinkurl.has_userinfo(sinkurl.parse(text)):
             src.report(
                 (*parts, "auth"),
                 f"{key} has user:password@ (sent as Basic auth) and auth.bearer also sets "

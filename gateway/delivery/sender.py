@@ -18,6 +18,7 @@ from yarl import URL
 from gateway import __version__, redact, sinkurl
 from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
+from gateway.delivery.brokers import Brokers
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
 from gateway.delivery.render import render
 from gateway.egress import EgressPolicy
@@ -50,6 +51,8 @@ class Sender:
         self._egress = egress or EgressPolicy()
         self._session: aiohttp.ClientSession | None = None
         self._identity = ""
+        # nats://, amqp:// and mqtt:// sinks: connections opened on first use, per server.
+        self._brokers = Brokers()
 
     async def start(self, identity: str) -> None:
         """Create the client session: one keep-alive pool shared by every subscription.
@@ -73,6 +76,7 @@ class Sender:
         )
 
     async def close(self) -> None:
+        await self._brokers.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -92,6 +96,10 @@ class Sender:
         refused = literal_refusal(url, self._egress)
         if refused is not None:
             return retry.Result(None, refused), 0.0
+        if sinkurl.is_broker(url):
+            started = time.perf_counter()
+            result = await self._brokers.publish(url, sub, leased, self.message_id(leased))
+            return result, (time.perf_counter() - started) * 1000.0
         try:
             target = sinkurl.parse(url)
         except sinkurl.InvalidSink as exc:
@@ -114,6 +122,10 @@ class Sender:
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
+    def message_id(self, leased: Leased) -> str:
+        """The webhook-id of a delivery row: the same on every attempt of it."""
+        return f"msg_{self._identity}_{leased.id}"
+
     def _headers(
         self,
         sub: Subscription,
@@ -131,7 +143,7 @@ class Sender:
         # Standard Webhooks: the id is unique per message and the same on every retry of it
         # (a row id is never reused within a store; the store's identity sets stores apart);
         # the timestamp is this attempt's, in integer Unix seconds.
-        msg_id = f"msg_{self._identity}_{leased.id}"
+        msg_id = self.message_id(leased)
         timestamp = int(now)
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)

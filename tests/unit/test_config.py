@@ -208,7 +208,7 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
         "config/subscriptions/billing.yaml:14: subscriptions[1].name: "
         "must match [a-z0-9][a-z0-9_-]* (lower-case)",
         "config/subscriptions/billing.yaml:15: subscriptions[1].sink: "
-        "must be an absolute http(s) URL",
+        "must be an absolute http(s), nats, amqp or mqtt URL",
         "config/subscriptions/billing.yaml:16: subscriptions[1].types: "
         "must list at least one type (omit it to accept any type)",
         "config/subscriptions/billing.yaml:19: subscriptions[1].delivery.retry.max_attempts: "
@@ -236,7 +236,7 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
         ("subscriptions:\n  - just-a-name\n", ":2: subscriptions[0]: must be a mapping"),
         (
             "subscriptions:\n  - name: a\n    sink: ftp://x/\n",
-            ":3: subscriptions[0].sink: must be an absolute http(s) URL",
+            ":3: subscriptions[0].sink: must be an absolute http(s), nats, amqp or mqtt URL",
         ),
         (
             "subscriptions:\n  - name: a\n    sink: http://x/\n    filters:\n"

@@ -33,3 +33,17 @@ class Bucket:
         """Seconds until a whole token is there."""
         have = min(capacity(self.rate), self.tokens + max(now - self.at, 0.0) * self.rate)
         return 0.0 if have >= 1 else (1 - have) / self.rate
+
+
+class Buckets:
+    """The buckets of the subscriptions of a store owned by one process (SQLite, memory)."""
+
+    def __init__(self) -> None:
+        self._by_subscription: dict[str, Bucket] = {}
+
+    def take(self, subscription: str, rate: float, want: int, now: float) -> int:
+        """`Store.take_tokens` for such a store: a changed rate starts a fresh, full bucket."""
+        bucket = self._by_subscription.get(subscription)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._by_subscription[subscription] = Bucket(rate, now)
+        return bucket.take(want, now)

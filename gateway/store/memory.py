@@ -34,7 +34,7 @@ from gateway.store.base import (
     State,
     stored_event,
 )
-from gateway.store.buckets import Bucket
+from gateway.store.buckets import Buckets
 from gateway.store.memory_ops import MemoryOps
 from gateway.store.ops import ReplicaState
 
@@ -96,7 +96,7 @@ class MemoryStore(MemoryOps):
         self._dedupe: dict[tuple[str, str], float] = {}
         self._paused: dict[str, PausedOn] = {}
         self._breakers: dict[str, Opened] = {}
-        self._buckets: dict[str, Bucket] = {}
+        self._buckets = Buckets()
         self._seqs = itertools.count(1)
         self._ids = itertools.count(1)
         self._tokens = itertools.count(1)
@@ -321,10 +321,7 @@ class MemoryStore(MemoryOps):
         self, subscription: str, rate: float, capacity: float, want: int, now: float
     ) -> int:
         """One process owns this store: its buckets live in the process."""
-        bucket = self._buckets.get(subscription)
-        if bucket is None or bucket.rate != rate:
-            bucket = self._buckets[subscription] = Bucket(rate, now)
-        return bucket.take(want, now)
+        return self._buckets.take(subscription, rate, want, now)
 
     async def dead_letters(self, subscription: str | None, limit: int) -> list[DeadLetter]:
         self._check()

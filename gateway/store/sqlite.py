@@ -38,7 +38,7 @@ from gateway.store.base import (
     Retry,
     stored_event,
 )
-from gateway.store.buckets import Bucket
+from gateway.store.buckets import Buckets
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
@@ -72,7 +72,7 @@ class SqliteStore(SqliteOps):
         self.path = path
         self.synchronous = synchronous
         self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql")}
-        self._buckets: dict[str, Bucket] = {}
+        self._buckets = Buckets()
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None
         self._writer: Writer | None = None
@@ -388,10 +388,7 @@ class SqliteStore(SqliteOps):
         self, subscription: str, rate: float, capacity: float, want: int, now: float
     ) -> int:
         """One process owns this store: its buckets live in the process."""
-        bucket = self._buckets.get(subscription)
-        if bucket is None or bucket.rate != rate:
-            bucket = self._buckets[subscription] = Bucket(rate, now)
-        return bucket.take(want, now)
+        return self._buckets.take(subscription, rate, want, now)
 
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         return await self._execute("redeliver", {"id": delivery_id, "now": now}, counts=True) == 1

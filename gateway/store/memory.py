@@ -194,6 +194,9 @@ class MemoryStore(MemoryOps):
         self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
     ) -> list[Leased]:
         self._check()
+        held = self._breakers.get(subscription)
+        if kind == Kind.SINK and held is not None and held.until > now:
+            return []  # a stored open breaker holds SINK rows (as the SQL stores do)
         due = sorted(
             (row.due_at, row.id)
             for row in self._rows.values()

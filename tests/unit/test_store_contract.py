@@ -478,6 +478,16 @@ async def test_breakers_open_claim_probe_close(store: Store) -> None:
     assert await store.breakers() == {"b": Opened(10.0, 30.0, "HTTP 500")}
 
 
+async def test_a_stored_open_breaker_holds_sink_rows_at_lease(store: Store) -> None:
+    # Another replica's breaker holds this one's leases before it has read the breakers table.
+    await store.append([routed("b1", "a", "z")], 100.0, WINDOW)
+    await store.open_breaker("a", Opened(200.0, 30.0, "HTTP 503"), 100.0)
+    assert await store.lease("a", Kind.SINK, 10, 150.0, LEASE) == []
+    assert (await lease_one(store, "z", 150.0)).event.attributes["id"] == "b1"
+    # Once the cooldown has passed, a probe can be leased.
+    assert (await lease_one(store, "a", 200.0)).event.attributes["id"] == "b1"
+
+
 async def test_take_tokens_is_a_token_bucket(store: Store) -> None:
     assert await store.take_tokens("a", 10.0, 10.0, 4, 100.0) == 4  # full at first
     assert await store.take_tokens("a", 10.0, 10.0, 10, 100.0) == 6

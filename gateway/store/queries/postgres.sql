@@ -92,9 +92,13 @@ SELECT (SELECT array_agg(ordinal) FROM fresh) AS stored,
 -- $1 subscription, $2 kind, $3 now, $4 limit, $5 lease token, $6 lease expiry, $7 the replica.
 -- SKIP LOCKED: rows another replica is leasing right now are passed over, never handed out
 -- twice; a row leased and committed meanwhile fails the due_at test when it is re-checked.
+-- A breaker another replica opened (and stored) holds SINK rows here at once, before this
+-- replica's next read of the breakers table: the rows it gives back are never re-leased early.
 WITH due AS (
     SELECT id, due_at FROM deliveries
     WHERE subscription = $1 AND kind = $2 AND state = 0 AND due_at <= $3
+      AND NOT ($2 = 0 AND EXISTS (
+          SELECT 1 FROM breakers AS b WHERE b.subscription = $1 AND b.until > $3))
     ORDER BY due_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

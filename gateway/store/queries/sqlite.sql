@@ -77,10 +77,13 @@ WHERE subscription = :subscription AND kind = :kind AND state = 0 AND due_at <= 
 LIMIT 1;
 
 -- name: lease_due
+-- An open breaker in the file (another worker process's) holds SINK rows (CONTRACT 5).
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
        e.attrs, e.data, e.kind, e.received_at
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = :subscription AND d.kind = :kind AND d.state = 0 AND d.due_at <= :now
+  AND NOT (:kind = 0 AND EXISTS (
+      SELECT 1 FROM breakers AS b WHERE b.subscription = :subscription AND b.until > :now))
 ORDER BY d.due_at, d.id
 LIMIT :limit;
 

@@ -122,7 +122,8 @@ async def test_the_egress_guard_applies_to_the_handshake(start: Start) -> None:
             break
         await asyncio.sleep(0.05)
     status = dispatcher.handshake("guarded")
-    assert status is not None and status["state"] == "refused", status
+    assert status is not None
+    assert status["state"] == "refused", status
     assert "127.0.0.1" in status["error"], status
     assert gw.subscriber.options == []  # never sent
     assert await gw.gateway.store.pending() == 1

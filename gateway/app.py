@@ -46,7 +46,11 @@ def assemble(
     store = store if store is not None else open_store(config.store_url or config.store)
     metrics = standard()
     store.on_commit(lambda seconds: metrics.observe("gateway_store_commit_seconds", seconds))
-    sender = Sender(max_connections=config.dispatch.max_in_flight, egress=config.egress)
+    sender = Sender(
+        max_connections=config.dispatch.max_in_flight,
+        egress=config.egress,
+        origin=config.origin or "localhost",
+    )
     dispatcher = Dispatcher(
         store,
         sender,

@@ -207,7 +207,13 @@ class Control:
                 "dead_letters": c.dead_letters if c else 0,
                 "last_error": c.last_error if c else None,
                 "paused_reason": paused[name].reason if name in paused else None,
+                "handshake": None,
             })  # fmt: skip
+            # CONTRACT 5, handshake: a refusal holds deliveries; it is the reason to show.
+            handshake = dispatcher.handshake(name) if name not in removed else None
+            if handshake is not None:
+                out[-1]["handshake"] = dict(handshake)
+                out[-1]["last_error"] = handshake["error"] or out[-1]["last_error"]
         return out
 
     async def status(self) -> dict[str, Any]:

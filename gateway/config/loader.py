@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ DEFAULT_SCHEMAS = "../schemas"
 DEFAULT_SOURCES = "sources/"
 DEFAULT_SUBSCRIPTIONS = "subscriptions/"
 DEFAULT_STORE = Config(Path()).store
+_DNS_NAME = re.compile(spec.DNS_NAME)
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
@@ -113,7 +116,21 @@ def _settings(main: Source, raw: dict[str, Any], base: Path) -> dict[str, Any]:
     kw["limits"] = read_limits(main, raw.get("limits"))
     if "admin" in raw:
         kw["admin"] = read_admin(main, raw["admin"])
+    kw["origin"] = _origin(main, raw)
     return {k: v for k, v in kw.items() if v is not None}
+
+
+def _origin(main: Source, raw: dict[str, Any]) -> str | None:
+    """`origin:` (CE webhook 4, WebHook-Request-Origin): a DNS name; by default the machine's
+    fully qualified host name."""
+    if "origin" not in raw:
+        found = socket.getfqdn()
+        return found if _DNS_NAME.fullmatch(found) else "localhost"
+    name = f.string(main, raw["origin"], ("origin",))
+    if name is not None and not _DNS_NAME.fullmatch(name):
+        main.report(("origin",), "must be a DNS name like events.example.com")
+        return None
+    return name
 
 
 def _schemas(main: Source, raw: dict[str, Any], base: Path) -> Path | None:

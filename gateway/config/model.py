@@ -60,6 +60,7 @@ class Delivery:
     dead_letter: str | None = None
     circuit_breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)  # None: off
     rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
+    handshake: bool = False  # CE webhook 4 validation before delivering (CONTRACT 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,8 @@ class Config:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limits: Limits = field(default_factory=Limits)  # per-event attribute sizes
     admin: Admin | None = None
+    # WebHook-Request-Origin of `handshake: true` subscriptions (CE webhook 4); "" until loaded.
+    origin: str = ""
     files: tuple[str, ...] = field(default=(), compare=False)  # every config file read
 
     def subscription(self, name: str) -> Subscription | None:

@@ -177,6 +177,11 @@ RETRY = Section(
 )
 
 RATE_LIMIT = r"^[0-9]+(\.[0-9]+)?/(s|m)$"
+# A DNS name (RFC 1123 labels): the WebHook-Request-Origin of the validation handshake.
+DNS_NAME = (
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 CIRCUIT_BREAKER = Section(
     {
@@ -203,6 +208,11 @@ DELIVERY = Section(
         "circuit_breaker": OneOf(
             (Flag("off (false) disables it; on (true): the defaults"), CIRCUIT_BREAKER),
             "pauses attempts to a sink that keeps failing; on by default",
+        ),
+        "handshake": Flag(
+            "true: the CloudEvents webhook validation (OPTIONS with WebHook-Request-Origin) "
+            "before the first delivery and after a sink change; honours WebHook-Allowed-Rate; "
+            "http(s) sinks only"
         ),
     },
     "how events are delivered to the sink",
@@ -477,6 +487,11 @@ GATEWAY = Section(
         "egress": EGRESS,
         "limits": LIMITS,
         "admin": ADMIN,
+        "origin": Text(
+            "this gateway's DNS name, sent as WebHook-Request-Origin by subscriptions with "
+            "handshake: true; default: the machine's fully qualified host name",
+            DNS_NAME,
+        ),
     },
     "The CloudEvents gateway's main file (config/gateway.yaml)",
     nullable=True,

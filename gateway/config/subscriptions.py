@@ -67,6 +67,11 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         breaker = _breaker(src, raw["circuit_breaker"], (*parts, "circuit_breaker"))
         if breaker is not _INVALID:
             delivery["circuit_breaker"] = breaker
+    if "handshake" in raw:  # CONTRACT 5, the CE webhook validation handshake
+        if isinstance(raw["handshake"], bool):
+            delivery["handshake"] = raw["handshake"]
+        else:
+            src.report((*parts, "handshake"), "must be true or false")
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
     return Layer(delivery, retry)
 
@@ -214,6 +219,11 @@ def read_subscription(
     if sink is not None and bearer is not None:
         urls = {"sink": sink, "delivery.dead_letter": delivery.dead_letter}
         _userinfo_with_auth(src, parts, urls)
+    if sink is not None and delivery.handshake and sinkurl.is_broker(sink):
+        # CE webhook 4: the handshake is an HTTP OPTIONS request; a broker cannot answer it.
+        own = "handshake" in layer.delivery
+        at = (*parts, "delivery", "handshake") if own else (*parts, "sink")
+        src.report(at, "handshake: true needs an http(s) sink (the handshake is an HTTP OPTIONS)")
     if len(src.problems) > before or name is None or sink is None:
         return None
     return Subscription(

@@ -20,10 +20,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import retry
 from gateway.delivery.breakers import Breakers
+from gateway.delivery.handshakes import Handshakes
 from gateway.delivery.ratelimit import Rates
 from gateway.delivery.render import dead_letter_info
 from gateway.delivery.sender import Sender
@@ -107,7 +109,10 @@ class Dispatcher:
         self._breakers = Breakers(store, self._metrics, clock)
         self._breakers.reconfigure(subscriptions)
         self._rates = Rates(store)  # rate limits (CONTRACT 5): gateway.delivery.ratelimit
-        self._rates.reconfigure(subscriptions)
+        # Validation handshakes (CONTRACT 5): gateway.delivery.handshakes; they lower rates.
+        self._handshakes = Handshakes(store, sender, clock, self._handshake_changed)
+        self._handshakes.reconfigure(subscriptions)
+        self._rates.reconfigure(self._handshakes.rated(subscriptions))
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ class Dispatcher:
             self._paused[name] = on
         self._paused_read = self._clock()
         await self._breakers.refresh()
+        await self._handshakes.refresh()
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
 
@@ -151,6 +157,7 @@ class Dispatcher:
         for task in (self._loop, self._purger):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
+        await self._handshakes.stop()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
@@ -181,6 +188,14 @@ class Dispatcher:
         """Whether the subscription's circuit breaker (CONTRACT 5) holds its attempts back."""
         return self._breakers.is_open(name)
 
+    def handshake(self, name: str) -> Mapping[str, Any] | None:
+        """The subscription's validation handshake (CONTRACT 5) for `gateway status`."""
+        return self._handshakes.status(name)
+
+    def _handshake_changed(self) -> None:
+        self._rates.reconfigure(self._handshakes.rated(self._subs.values()))
+        self._wake.set()
+
     async def pause(self, name: str) -> None:
         """Stop attempts to `name` (on every replica sharing the store: they re-read pauses
         every poll_interval); its events are kept meanwhile."""
@@ -194,6 +209,7 @@ class Dispatcher:
         """End a pause, an operator's or a 410's alike."""
         await self._store.resume(name)
         self._paused.pop(name, None)
+        self._handshakes.retry_now(name)  # a refused handshake is asked again at once
         self._wake.set()
         log.info("subscription resumed by an operator", extra={"subscription": name})
 
@@ -205,7 +221,8 @@ class Dispatcher:
         self._subs = {sub.name: sub for sub in subscriptions}
         self._slots.reconfigure({sub.name: sub.delivery.max_in_flight for sub in subscriptions})
         self._breakers.reconfigure(subscriptions)
-        self._rates.reconfigure(subscriptions)
+        self._handshakes.reconfigure(subscriptions)  # a changed sink asks again
+        self._rates.reconfigure(self._handshakes.rated(subscriptions))
         for name, on in list(self._paused.items()):
             if await self._sink_changed(self._subs.get(name), on):
                 await self._store.resume(name)
@@ -240,6 +257,7 @@ class Dispatcher:
         self._paused_read = now
         self._paused = dict(await self._store.paused())
         await self._breakers.refresh()
+        await self._handshakes.refresh()
 
     def _room(self, sub: Subscription, kind: Kind, plan: Plan) -> int:
         own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]
@@ -253,6 +271,7 @@ class Dispatcher:
         plan = self._slots.plan(now)
         subs = list(self._subs.values())
         self._turn = (self._turn + 1) % max(1, len(subs))
+        self._handshakes.start_due(now)  # handshake: ask the sinks that have not consented
         for sub in subs[self._turn :] + subs[: self._turn]:
             for kind in (Kind.SINK, Kind.DEAD_LETTER):
                 if kind is Kind.SINK and sub.name in self._paused:
@@ -260,6 +279,8 @@ class Dispatcher:
                 # -- breaker: an open one holds the sink's rows; a due probe is one row
                 probe = kind is Kind.SINK and self._breakers.probe_due(sub.name, now)
                 if kind is Kind.SINK and self._breakers.holds(sub.name, now):
+                    continue
+                if kind is Kind.SINK and self._handshakes.holds(sub.name):  # no consent yet
                     continue
                 # --
                 room = self._room(sub, kind, plan)
@@ -298,10 +319,12 @@ class Dispatcher:
         ]
         probe = self._breakers.next_probe(names, now)  # breaker: held ones wake at their probe
         names = [name for name in names if not self._breakers.holds(name, now)]
+        asked = self._handshakes.next_try(now)  # handshake: held ones wake at the next ask
+        names = [name for name in names if not self._handshakes.holds(name)]
         token = self._rates.next_token(now)  # rate limit: out of tokens, wake at the next one
         names = [name for name in names if not self._rates.waiting(name)]
         due = await self._store.next_due(names) if names else None
-        for wake in (probe, token):
+        for wake in (probe, token, asked):
             if wake is not None:
                 due = wake if due is None else min(due, wake)
         if due is None:

@@ -43,6 +43,7 @@ class Rates:
             if sub.delivery.rate_limit is not None
         }
         self._held = {name: n for name, n in self._held.items() if name in self._rates}
+        self._starved = {name: t for name, t in self._starved.items() if name in self._rates}
 
     def limited(self, name: str) -> bool:
         return name in self._rates

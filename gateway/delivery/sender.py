@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from multidict import CIMultiDict
@@ -38,6 +40,15 @@ _OS_ERRORS: tuple[tuple[type[OSError], int, str], ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The response to an OPTIONS request: status and lower-cased headers, or why none came."""
+
+    status: int | None
+    headers: Mapping[str, str]
+    error: str | None
+
+
 class Sender:
     def __init__(
         self,
@@ -45,8 +56,10 @@ class Sender:
         max_connections: int = 256,
         user_agent: str = DEFAULT_USER_AGENT,
         egress: EgressPolicy | None = None,
+        origin: str = "localhost",
     ) -> None:
         self._max_connections = max_connections
+        self.origin = origin  # CE webhook 4: WebHook-Request-Origin (`handshake: true`)
         self._user_agent = user_agent
         self._egress = egress or EgressPolicy()
         self._session: aiohttp.ClientSession | None = None
@@ -122,6 +135,39 @@ class Sender:
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
+    async def options(self, sub: Subscription, extra: Mapping[str, str]) -> Answer:
+        """CE webhook 4, the validation handshake: one OPTIONS to the exact sink URI with the
+        subscription's headers and auth plus `extra`, through the same egress guard and pool as
+        deliveries; never follows redirects, never raises for network problems."""
+        if self._session is None:
+            raise RuntimeError("Sender.options called before start()")
+        refused = literal_refusal(sub.sink, self._egress)
+        if refused is not None:
+            return Answer(None, {}, refused)
+        try:
+            target = sinkurl.parse(sub.sink)
+        except sinkurl.InvalidSink as exc:
+            return Answer(None, {}, f"invalid sink url: {exc}")
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["User-Agent"] = self._user_agent
+        for name, value in sub.headers:
+            headers[name] = value
+        if sub.bearer:
+            headers["Authorization"] = f"Bearer {sub.bearer}"
+        headers.update(extra)
+        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
+        try:
+            async with self._session.options(
+                target, headers=headers, allow_redirects=False, timeout=limit
+            ) as response:
+                found = {name.lower(): value for name, value in response.headers.items()}
+                await _drain(response)
+                return Answer(response.status, found, None)
+        except TimeoutError:
+            return Answer(None, {}, "timeout")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return Answer(None, {}, describe(exc, sub.sink))
+
     def message_id(self, leased: Leased) -> str:
         """The webhook-id of a delivery row: the same on every attempt of it."""
         return f"msg_{self._identity}_{leased.id}"
@@ -156,6 +202,9 @@ class Sender:
         if sub.bearer:
             # CE webhook 3.1: OAuth 2.0 bearer token in the Authorization header.
             headers["Authorization"] = f"Bearer {sub.bearer}"
+        if sub.delivery.handshake and leased.kind is Kind.SINK:
+            # CE webhook 2.1/4: after the handshake every delivery carries the same origin.
+            headers["WebHook-Request-Origin"] = self.origin
         return headers
 
     async def _post(

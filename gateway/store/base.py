@@ -108,6 +108,19 @@ class Opened:
 
 
 @dataclass(frozen=True, slots=True)
+class Handshake:
+    """The latest validation handshake with a subscription's sink (CE webhook 4, CONTRACT 5
+    `handshake: true`), shared by replicas. `fingerprint` is `redact.fingerprint` of the sink URL
+    it was made with: a changed sink needs a new one."""
+
+    fingerprint: str
+    origin: str  # the WebHook-Request-Origin it was made with
+    allowed_rate: float | None  # consented requests per second; None: unlimited
+    error: str | None  # why it was refused; None: consented
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Leased:
     """A delivery handed out by `lease`; `attempt` is 1-based and already counted."""
 
@@ -254,6 +267,14 @@ class Store(Protocol):
     ) -> int:
         """Take up to `want` tokens from the subscription's token bucket (`rate` a second, at
         most `capacity`, full at first); shared by every process using the store."""
+
+    # -- validation handshakes (CONTRACT 5, `handshake: true`) ----------------------------------
+
+    async def handshakes(self) -> Mapping[str, Handshake]:
+        """The latest handshake of each subscription that made one."""
+
+    async def save_handshake(self, subscription: str, handshake: Handshake) -> None:
+        """Record a subscription's latest handshake, replacing the one before."""
 
     async def redeliver(self, delivery_id: int, now: float) -> bool:
         """Make a dead-lettered SINK row PENDING again, due now; False when there is none."""

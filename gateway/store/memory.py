@@ -24,6 +24,7 @@ from gateway.store.base import (
     Dead,
     DeadLetter,
     DeadLetterInfo,
+    Handshake,
     Kind,
     Leased,
     NewEvent,
@@ -103,6 +104,7 @@ class MemoryStore(MemoryOps):
         self._open = False
         self._identity = secrets.token_hex(8)
         self._replicas: dict[str, ReplicaState] = {}
+        self._handshakes: dict[str, Handshake] = {}  # CONTRACT 5, `handshake: true`
         self._wakeup: Callable[[], None] = lambda: None
 
     @property

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from gateway.store.base import DeadLetter, DeadLetterInfo, Kind, State
+from gateway.store.base import DeadLetter, DeadLetterInfo, Handshake, Kind, State
 from gateway.store.ops import (
     REMOVED,
     Counts,
@@ -38,6 +38,7 @@ class MemoryOps:
         _ids: itertools.count[int]
         _wakeup: Callable[[], None]
         _replicas: dict[str, ReplicaState]
+        _handshakes: dict[str, Handshake]
 
         def _check(self) -> None: ...
 
@@ -203,3 +204,13 @@ class MemoryOps:
                 )
                 changed += 1
         return changed
+
+    # -- validation handshakes (CONTRACT 5, `handshake: true`) ----------------------------------
+
+    async def handshakes(self) -> Mapping[str, Handshake]:
+        self._check()
+        return dict(sorted(self._handshakes.items()))
+
+    async def save_handshake(self, subscription: str, handshake: Handshake) -> None:
+        self._check()
+        self._handshakes[subscription] = handshake

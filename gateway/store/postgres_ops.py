@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.store import opsrows
-from gateway.store.base import DeadLetter
+from gateway.store.base import DeadLetter, Handshake
 from gateway.store.groupcommit import Done
 from gateway.store.listener import CHANNEL
 from gateway.store.ops import (
@@ -120,3 +120,16 @@ class PostgresOps:
             changed = int(tail) if tail.isdigit() else 0
             done.append(Done(changed, -changed))
         return done
+
+    # -- validation handshakes (CONTRACT 5, `handshake: true`): rare, one autocommit statement --
+
+    async def handshakes(self) -> Mapping[str, Handshake]:
+        rows = await self._run(lambda conn: conn.fetch(self._q["handshakes"]))
+        return {row[0]: Handshake(row[1], row[2], row[3], row[4], row[5]) for row in rows}
+
+    async def save_handshake(self, subscription: str, handshake: Handshake) -> None:
+        args = (
+            subscription, handshake.fingerprint, handshake.origin, handshake.allowed_rate,
+            handshake.error, handshake.at,
+        )  # fmt: skip
+        await self._run(lambda conn: conn.execute(self._q["handshake_save"], *args))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from gateway.store import opsrows
-from gateway.store.base import DeadLetter
+from gateway.store.base import DeadLetter, Handshake
 from gateway.store.ops import (
     Counts,
     DeadLetterQuery,
@@ -111,3 +111,21 @@ class SqliteOps:
             return changed, -changed
 
         return await self._submit(work)
+
+    # -- validation handshakes (CONTRACT 5, `handshake: true`) ----------------------------------
+
+    async def handshakes(self) -> Mapping[str, Handshake]:
+        return {row[0]: Handshake(*row[1:]) for row in self._read("handshakes")}
+
+    async def save_handshake(self, subscription: str, handshake: Handshake) -> None:
+        query, params = self._q["handshake_save"], {
+            "subscription": subscription, "fingerprint": handshake.fingerprint,
+            "origin": handshake.origin, "allowed_rate": handshake.allowed_rate,
+            "error": handshake.error, "at": handshake.at,
+        }  # fmt: skip
+
+        def work(conn: sqlite3.Connection) -> tuple[None, int]:
+            conn.execute(query, params)
+            return None, 0
+
+        await self._submit(work)

@@ -22,17 +22,30 @@ class Received:
 
 class Subscriber:
     """Behaviours per path, consumed in order; the last one repeats. A behaviour is an int
-    status, ("retry-after", status, value), ("redirect", location), "hang", or "reset"."""
+    status, ("retry-after", status, value), ("redirect", location), "hang", or "reset".
+
+    OPTIONS requests (the CloudEvents webhook validation handshake) are kept apart in `options`
+    and answered by `answer_options` behaviours: an int status (no consent headers), or a dict
+    of response headers sent with 200 (e.g. {"WebHook-Allowed-Origin": "*"}); by default 405,
+    as a target that does not take the handshake answers."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._plans: dict[str, deque[Any]] = defaultdict(lambda: deque([200]))
+        self.options: list[Received] = []
+        self._answers: dict[str, deque[Any]] = defaultdict(lambda: deque([405]))
         self._changed = asyncio.Condition()
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
     def plan(self, path: str, *behaviours: Any) -> None:
         self._plans[path] = deque(behaviours)
+
+    def answer_options(self, path: str, *behaviours: Any) -> None:
+        self._answers[path] = deque(behaviours)
+
+    def options_at(self, path: str) -> list[Received]:
+        return [r for r in self.options if r.path == path]
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -63,6 +76,8 @@ class Subscriber:
         return arrived()[0]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return await self._options(request)
         body = await request.read()
         plan = self._plans[request.path]
         behaviour = plan.popleft() if len(plan) > 1 else plan[0]
@@ -79,4 +94,14 @@ class Subscriber:
             return web.Response(status=behaviour[1], headers={"Retry-After": behaviour[2]})
         if isinstance(behaviour, tuple) and behaviour[0] == "redirect":
             return web.Response(status=302, headers={"Location": behaviour[1]})
+        return web.Response(status=int(behaviour))
+
+    async def _options(self, request: web.Request) -> web.StreamResponse:
+        answers = self._answers[request.path]
+        behaviour = answers.popleft() if len(answers) > 1 else answers[0]
+        async with self._changed:
+            self.options.append(Received(request.path, dict(request.headers), b""))
+            self._changed.notify_all()
+        if isinstance(behaviour, dict):
+            return web.Response(status=200, headers={"Allow": "POST", **behaviour})
         return web.Response(status=int(behaviour))

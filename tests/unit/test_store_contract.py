@@ -23,6 +23,7 @@ from gateway.store.base import (
     Attempt,
     Dead,
     DeadLetterInfo,
+    Handshake,
     Kind,
     Leased,
     NewEvent,
@@ -496,3 +497,40 @@ async def test_take_tokens_is_a_token_bucket(store: Store) -> None:
     assert await store.take_tokens("a", 10.0, 10.0, 10, 100.25) == 2  # 2.5 refilled
     assert await store.take_tokens("a", 10.0, 10.0, 10, 100.375) == 1  # the half kept, + 1.25
     assert await store.take_tokens("a", 10.0, 10.0, 99, 500.0) == 10  # capped at capacity
+
+
+async def test_handshakes_are_saved_and_replaced(store: Store) -> None:
+    assert await store.handshakes() == {}
+    consented = Handshake("fp-1", "gw.example.com", 1.0, None, 100.0)
+    await store.save_handshake("a", consented)
+    unlimited = Handshake("fp-2", "gw.example.com", None, None, 101.0)
+    await store.save_handshake("b", unlimited)
+    assert await store.handshakes() == {"a": consented, "b": unlimited}
+    # The latest one wins, a refusal included (its reason is kept for operators).
+    refused = Handshake("fp-3", "gw.example.com", None, "HTTP 405", 102.0)
+    await store.save_handshake("a", refused)
+    assert await store.handshakes() == {"a": refused, "b": unlimited}
+
+
+async def test_handshakes_survive_a_restart_and_are_shared(tmp_path: object) -> None:
+    """A consented handshake is not repeated after a restart (SQLite) nor by another replica
+    (PostgreSQL: two stores on one schema)."""
+    made = Handshake("fp", "gw.example.com", 0.5, None, 100.0)
+    first = SqliteStore(f"{tmp_path}/gateway.db")
+    await first.open()
+    await first.save_handshake("a", made)
+    await first.close()
+    again = SqliteStore(f"{tmp_path}/gateway.db")
+    await again.open()
+    assert await again.handshakes() == {"a": made}
+    await again.close()
+    async with postgres_schema(pool_max=2) as url:
+        one, two = open_store(url), open_store(url)
+        await one.open()
+        await two.open()
+        try:
+            await one.save_handshake("a", made)
+            assert await two.handshakes() == {"a": made}
+        finally:
+            await one.close()
+            await two.close()

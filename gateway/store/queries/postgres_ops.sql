@@ -99,3 +99,17 @@ JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = $1 AND d.kind = 0
 ORDER BY a.at DESC, a.delivery_id DESC, a.attempt DESC
 LIMIT $2;
+
+-- Validation handshakes (CONTRACT 5, `handshake: true`) --------------------------------------
+
+-- name: handshakes
+SELECT subscription, fingerprint, origin, allowed_rate, error, at FROM handshakes
+ORDER BY subscription;
+
+-- name: handshake_save
+-- $1 subscription, $2 fingerprint, $3 origin, $4 allowed_rate, $5 error, $6 at
+INSERT INTO handshakes (subscription, fingerprint, origin, allowed_rate, error, at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (subscription) DO UPDATE
+SET fingerprint = excluded.fingerprint, origin = excluded.origin,
+    allowed_rate = excluded.allowed_rate, error = excluded.error, at = excluded.at;

@@ -89,3 +89,16 @@ JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = :subscription AND d.kind = 0
 ORDER BY a.at DESC, a.rowid DESC
 LIMIT :limit;
+
+-- Validation handshakes (CONTRACT 5, `handshake: true`) --------------------------------------
+
+-- name: handshakes
+SELECT subscription, fingerprint, origin, allowed_rate, error, at FROM handshakes
+ORDER BY subscription;
+
+-- name: handshake_save
+INSERT INTO handshakes (subscription, fingerprint, origin, allowed_rate, error, at)
+VALUES (:subscription, :fingerprint, :origin, :allowed_rate, :error, :at)
+ON CONFLICT (subscription) DO UPDATE
+SET fingerprint = excluded.fingerprint, origin = excluded.origin,
+    allowed_rate = excluded.allowed_rate, error = excluded.error, at = excluded.at;

@@ -18,7 +18,6 @@ from gateway.config import fields as f
 from gateway.config import spec
 from gateway.config.expand import UNRESOLVED, Parts, contains_unresolved
 from gateway.config.fields import Source
-from gateway.config.sizes import parse_size
 from gateway.config.model import (
     Backoff,
     Batch,
@@ -28,6 +27,7 @@ from gateway.config.model import (
     RetryPolicy,
     Subscription,
 )
+from gateway.config.sizes import parse_size
 from gateway.diagnostics import Problem, format_path
 from gateway.routing.filters import Filter, FilterError, compile_filter
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import time
+from collections.abc import Sequence
 
 import aiohttp
 from multidict import CIMultiDict
@@ -20,7 +21,7 @@ from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
 from gateway.delivery.brokers import Brokers
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
-from gateway.delivery.render import render
+from gateway.delivery.render import Request, render
 from gateway.egress import EgressPolicy
 from gateway.ops import tracing
 from gateway.store.base import Kind, Leased
@@ -107,7 +108,7 @@ class Sender:
             return retry.Result(None, f"invalid sink url: {exc}"), 0.0
         try:
             request = render(sub, leased)
-            headers = self._headers(sub, leased, now, request.headers, request.body)
+            headers = self._headers(sub, self.message_id(leased), now, request)
         except (ValueError, TypeError) as exc:
             # Permanent, but reported like any failed attempt so the row ends up dead-lettered.
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
@@ -122,18 +123,43 @@ class Sender:
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
+    async def send_batch(
+        self, sub: Subscription, rows: Sequence[Leased], request: Request, now: float
+    ) -> tuple[retry.Result, float]:
+        """Batch delivery (CONTRACT 5): POST one rendered batch of `rows` to sub.sink (an
+        http(s) sink: the config refuses batch mode with a broker), signed once over the whole
+        body, its webhook-id the batch's; like `send` otherwise."""
+        if self._session is None:
+            raise RuntimeError("Sender.send_batch called before start()")
+        refused = literal_refusal(sub.sink, self._egress)
+        if refused is not None:
+            return retry.Result(None, refused), 0.0
+        try:
+            target = sinkurl.parse(sub.sink)
+            headers = self._headers(sub, self.batch_id(rows[0]), now, request)
+        except (sinkurl.InvalidSink, ValueError, TypeError) as exc:
+            return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
+        started = time.perf_counter()
+        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
+        first = rows[0]
+        with tracing.attempt(sub.name, first.event.attributes, first.attempt, headers) as span:
+            result = await self._post(target, headers, request.body, limit, now, started)
+            span.outcome(result.status, result.error)
+        return result, (time.perf_counter() - started) * 1000.0
+
     def message_id(self, leased: Leased) -> str:
         """The webhook-id of a delivery row: the same on every attempt of it."""
         return f"msg_{self._identity}_{leased.id}"
 
+    def batch_id(self, leased: Leased) -> str:
+        """The webhook-id of the batch `leased` is sent in: the same on every attempt of it
+        (the group's id is the smallest row id of the group, never reused within a store)."""
+        return f"msg_{self._identity}_batch{leased.batch}"
+
     def _headers(
-        self,
-        sub: Subscription,
-        leased: Leased,
-        now: float,
-        rendered: tuple[tuple[str, str], ...],
-        body: bytes,
+        self, sub: Subscription, msg_id: str, now: float, request: Request
     ) -> CIMultiDict[str]:
+        rendered, body = request.headers, request.body
         headers: CIMultiDict[str] = CIMultiDict()
         headers["User-Agent"] = self._user_agent
         for name, value in sub.headers:
@@ -143,7 +169,6 @@ class Sender:
         # Standard Webhooks: the id is unique per message and the same on every retry of it
         # (a row id is never reused within a store; the store's identity sets stores apart);
         # the timestamp is this attempt's, in integer Unix seconds.
-        msg_id = self.message_id(leased)
         timestamp = int(now)
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)

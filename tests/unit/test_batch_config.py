@@ -36,7 +36,8 @@ def test_batch_settings_and_sizes(deploy: Deployer) -> None:
 
 def test_batch_defaults_merge_key_by_key(deploy: Deployer) -> None:
     files = sub("mode: batch\nbatch: {max_events: 5}")
-    files["config/gateway.yaml"] = "defaults:\n  delivery:\n    batch: {max_bytes: 2000, linger: 0s}\n"
+    defaults = "defaults:\n  delivery:\n    batch: {max_bytes: 2000, linger: 0s}\n"
+    files["config/gateway.yaml"] = defaults
     config = load(deploy(files), {})
     assert config.subscriptions[0].delivery.batch == Batch(5, 2000, 0.0)
 

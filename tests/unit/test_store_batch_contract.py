@@ -10,8 +10,17 @@ from collections.abc import Sequence
 
 from gateway.event import Event
 from gateway.store import open_store
-from gateway.store.base import Ack, Attempt, Dead, DeadLetterInfo, Kind, Leased, Opened, Retry
-from gateway.store.base import Store
+from gateway.store.base import (
+    Ack,
+    Attempt,
+    Dead,
+    DeadLetterInfo,
+    Kind,
+    Leased,
+    Opened,
+    Retry,
+    Store,
+)
 from tests.unit.test_store_contract import LEASE, WINDOW, postgres_schema, routed, store
 
 __all__ = ["store"]  # the fixture, parametrized over every store
@@ -124,7 +133,8 @@ async def test_replicas_never_split_a_group_nor_lease_a_row_twice() -> None:
             async def drain(replica: Store, now: float) -> None:
                 while rows := await replica.lease_batch("b", 7, now, LEASE, 0.0, every):
                     (group,) = {row.batch for row in rows}
-                    assert group is not None and group not in groups
+                    assert group is not None
+                    assert group not in groups
                     groups[group] = [row.id for row in rows]
 
             await asyncio.gather(*(drain(replica, 100.0) for replica in (a, b) * 3))

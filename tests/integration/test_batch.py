@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,32 @@ async def test_batches_from_the_real_gateway_process(
         assert got.headers["Content-Type"] == BATCH_TYPE
         assert len(json.loads(got.body)) <= 3
         Webhook(SECRET).verify(got.body, got.headers)
+
+
+async def test_a_batch_keeps_its_events_and_webhook_id_across_a_crash(
+    tmp_path: Path, subscriber: tuple[Subscriber, str], processes: list[Process]
+) -> None:
+    recorder, base = subscriber
+    spec = sub("crash", {"max_events": 10, "linger": "300ms"})
+    config = write_deployment(tmp_path, [json.loads(json.dumps(spec).replace("{sink}", base))],
+                              {"server": {"port": (port := free_port())}})  # fmt: skip
+    gateway = Process(config, port, tmp_path / "gateway.log")
+    processes.append(gateway)
+    await gateway.start()
+    recorder.plan("/crash", "hang", 200)  # the first attempt never gets an answer
+    async with aiohttp.ClientSession() as http:
+        for i in range(4):
+            async with http.post(f"{gateway.url}/events", **structured(order(f"c{i}"))) as resp:
+                assert resp.status == 202
+    (first,) = await recorder.wait_for("/crash", 1)
+    gateway.kill(signal.SIGKILL)
+    gateway.wait()
+    async with aiohttp.ClientSession() as http:  # arrives after the crash: not in that batch
+        await gateway.start()
+        async with http.post(f"{gateway.url}/events", **structured(order("late"))) as resp:
+            assert resp.status == 202
+    await all_events(recorder, "/crash", 4 + 4 + 1)
+    again = [r for r in recorder.at("/crash")[1:]
+             if r.headers["webhook-id"] == first.headers["webhook-id"]]  # fmt: skip
+    assert [r.body for r in again] == [first.body]
+    assert [e.get_id() for e in events_of(first)] == ["c0", "c1", "c2", "c3"]

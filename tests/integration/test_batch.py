@@ -19,6 +19,7 @@ from tests.integration.conftest import FAST_RETRY, Start, write_deployment
 from tests.integration.events import binary, order, received_event, structured
 from tests.integration.process import Process, free_port
 from tests.integration.subscriber import Received, Subscriber
+from tests.unit.test_store_contract import postgres_schema
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BATCH_TYPE = "application/cloudevents-batch+json; charset=utf-8"
@@ -151,6 +152,25 @@ async def test_410_dead_letters_the_batch_and_pauses(start: Start) -> None:
     assert "b" in gw.gateway.dispatcher.paused
 
 
+async def test_the_breaker_and_the_rate_limit_see_one_attempt_per_batch(start: Start) -> None:
+    spec = sub("b", {"linger": "300ms"})
+    spec["delivery"].update(circuit_breaker={"failures": 2, "cooldown": "1m"}, rate_limit="2/s")
+    gw = await start([spec])
+    gw.subscriber.plan("/b", 503)
+    await publish(gw, [order(f"o{i}") for i in range(6)])
+    await gw.subscriber.wait_for("/b", 2)  # two failed batches open it
+    for _ in range(100):
+        if gw.gateway.dispatcher.breaker_open("b"):
+            break
+        await asyncio.sleep(0.02)
+    assert gw.gateway.dispatcher.breaker_open("b")
+    await asyncio.sleep(0.3)
+    assert len(gw.subscriber.at("/b")) == 2
+    assert all(len(json.loads(r.body)) == 6 for r in gw.subscriber.at("/b"))
+    assert await gw.gateway.store.pending() == 6  # kept, never dead-lettered by the breaker
+    assert await gw.gateway.store.dead_letters("b", 10) == []
+
+
 async def test_batches_from_the_real_gateway_process(
     tmp_path: Path, subscriber: tuple[Subscriber, str], processes: list[Process]
 ) -> None:
@@ -206,3 +226,23 @@ async def test_a_batch_keeps_its_events_and_webhook_id_across_a_crash(
              if r.headers["webhook-id"] == first.headers["webhook-id"]]  # fmt: skip
     assert [r.body for r in again] == [first.body]
     assert [e.get_id() for e in events_of(first)] == ["c0", "c1", "c2", "c3"]
+
+
+async def test_two_replicas_on_postgresql_never_split_or_renumber_a_batch(start: Start) -> None:
+    async with postgres_schema(pool_max=4) as url:
+        spec = sub("b", {"max_events": 5, "linger": "30ms"})
+        a = await start([spec], gateway={"store": url})
+        b = await start([spec], gateway={"store": url})
+        a.subscriber.plan("/b", 503, 503, 503, 200)
+        sent = [order(f"x{i:02d}") for i in range(40)]
+        for i, event in enumerate(sent):
+            assert (await (a if i % 2 else b).post(**structured(event))).status == 202
+        await all_events(a.subscriber, "/b", 40 + 3)
+        bodies: dict[str, set[bytes]] = {}
+        for got in a.subscriber.at("/b"):
+            bodies.setdefault(got.headers["webhook-id"], set()).add(got.body)
+        assert all(len(found) == 1 for found in bodies.values())  # a retry is the same batch
+        ids = [e["id"] for found in bodies.values() for body in found for e in json.loads(body)]
+        assert sorted(ids) == sorted(e.get_id() for e in sent)  # each event in one batch only
+        for gw in (a, b):
+            await gw.client.close()

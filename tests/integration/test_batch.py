@@ -44,8 +44,10 @@ async def publish(gw: Any, events: list[CloudEvent]) -> None:
 
 
 async def all_events(subscriber: Subscriber, path: str, count: int) -> list[CloudEvent]:
+    """Every event received at `path` once `count` different events have arrived there."""
+
     def got() -> int:
-        return sum(len(json.loads(r.body)) for r in subscriber.at(path))
+        return len({item["id"] for r in subscriber.at(path) for item in json.loads(r.body)})
 
     await subscriber.until(lambda: got() >= count, 10.0, f"{count} events at {path}")
     return [event for r in subscriber.at(path) for event in events_of(r)]
@@ -187,7 +189,7 @@ async def test_batches_from_the_real_gateway_process(
         for event in sent:
             async with http.post(f"{gateway.url}/events", **structured(event)) as resp:
                 assert resp.status == 202
-    received = await all_events(recorder, "/proc", 7 + 3)  # the first batch twice
+    received = await all_events(recorder, "/proc", 7)
     assert sorted({e.get_id() for e in received}) == sorted(e.get_id() for e in sent)
     first = recorder.at("/proc")[0]  # answered 503: sent again, the same batch
     msg = first.headers["webhook-id"]
@@ -221,7 +223,8 @@ async def test_a_batch_keeps_its_events_and_webhook_id_across_a_crash(
         await gateway.start()
         async with http.post(f"{gateway.url}/events", **structured(order("late"))) as resp:
             assert resp.status == 202
-    await all_events(recorder, "/crash", 4 + 4 + 1)
+    await all_events(recorder, "/crash", 5)
+    await recorder.wait_for("/crash", 3)  # hung, again after the crash, then "late" apart
     again = [r for r in recorder.at("/crash")[1:]
              if r.headers["webhook-id"] == first.headers["webhook-id"]]  # fmt: skip
     assert [r.body for r in again] == [first.body]
@@ -237,7 +240,7 @@ async def test_two_replicas_on_postgresql_never_split_or_renumber_a_batch(start:
         sent = [order(f"x{i:02d}") for i in range(40)]
         for i, event in enumerate(sent):
             assert (await (a if i % 2 else b).post(**structured(event))).status == 202
-        await all_events(a.subscriber, "/b", 40 + 3)
+        await all_events(a.subscriber, "/b", 40)
         bodies: dict[str, set[bytes]] = {}
         for got in a.subscriber.at("/b"):
             bodies.setdefault(got.headers["webhook-id"], set()).add(got.body)

@@ -52,6 +52,16 @@ class CircuitBreaker:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """CONTRACT 5, `mode: batch`: one request carries up to `max_events` events, its body at
+    most `max_bytes` (one larger event goes alone); a short batch waits up to `linger`."""
+
+    max_events: int = 100
+    max_bytes: int = 1_048_576
+    linger: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     mode: Mode = Mode.BINARY
     timeout: float = 10.0
@@ -61,6 +71,7 @@ class Delivery:
     circuit_breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)  # None: off
     rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
     handshake: bool = False  # CE webhook 4 validation before delivering (CONTRACT 5)
+    batch: Batch = field(default_factory=Batch)  # read only with mode: batch
 
 
 @dataclass(frozen=True, slots=True)

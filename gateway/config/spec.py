@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from gateway.config.model import Backoff, Mode
+from gateway.config.sizes import SIZE
 from gateway.routing.datafilter import OPERATORS
 from gateway.routing.filters import SUPPORTED
 from gateway.sources.kinds import ALGORITHMS, ENCODINGS, KINDS
@@ -192,12 +193,32 @@ CIRCUIT_BREAKER = Section(
     nullable=True,
 )
 
+# Batch delivery (CONTRACT 5): the limits `gateway.config.subscriptions` checks in code.
+MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_LINGER = 60.0
+
+BATCH = Section(
+    {
+        "max_events": Integer("events in one request (default 100)", 1, MAX_BATCH_EVENTS),
+        "max_bytes": OneOf(
+            (Integer(minimum=1, maximum=MAX_BATCH_BYTES), Text(pattern=SIZE)),
+            "the request body at most (default 1MiB); one larger event is sent alone",
+        ),
+        "linger": Duration("a short batch waits this long for more events (default 50ms)"),
+    },
+    "mode: batch only: how events are grouped into one request",
+    nullable=True,
+)
+
 DELIVERY = Section(
     {
         "mode": Choice(
-            "binary: ce-* headers and data as the body; structured: the JSON event format",
-            (Mode.BINARY, Mode.STRUCTURED),
+            "binary: ce-* headers and data as the body; structured: the JSON event format; "
+            "batch: a JSON array of events per request (http(s) sinks only)",
+            tuple(Mode),
         ),
+        "batch": BATCH,
         "timeout": Duration("per attempt", positive=True),
         "max_in_flight": Integer("concurrent requests to this sink", 1),
         "retry": RETRY,

@@ -16,16 +16,18 @@ from typing import Any
 from gateway import sinkurl
 from gateway.config import fields as f
 from gateway.config import spec
-from gateway.config.expand import Parts, contains_unresolved
+from gateway.config.expand import UNRESOLVED, Parts, contains_unresolved
 from gateway.config.fields import Source
 from gateway.config.model import (
     Backoff,
+    Batch,
     CircuitBreaker,
     Delivery,
     Mode,
     RetryPolicy,
     Subscription,
 )
+from gateway.config.sizes import parse_size
 from gateway.diagnostics import Problem, format_path
 from gateway.routing.filters import Filter, FilterError, compile_filter
 
@@ -46,6 +48,7 @@ class Layer:
 
     delivery: dict[str, Any] = field(default_factory=dict)
     retry: dict[str, Any] = field(default_factory=dict)
+    batch: dict[str, Any] | None = None  # None: `batch` not written in this layer
 
 
 def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
@@ -73,7 +76,8 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         else:
             src.report((*parts, "handshake"), "must be true or false")
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
-    return Layer(delivery, retry)
+    batch = _batch(src, raw["batch"], (*parts, "batch")) if "batch" in raw else None
+    return Layer(delivery, retry, batch)
 
 
 _INVALID = object()
@@ -120,11 +124,40 @@ def _delivery_value(src: Source, key: str, value: Any, parts: Parts) -> Any:
 
 
 def _mode(src: Source, value: Any, parts: Parts) -> Mode | None:
-    if value == "batch":
-        src.report(parts, "delivery mode 'batch' is not supported yet")
-        return None
     checked = f.scalar(src, spec.DELIVERY.keys["mode"], value, parts)
     return None if checked is None else Mode(checked)
+
+
+def _batch(src: Source, value: Any, parts: Parts) -> dict[str, Any]:
+    """`batch: {max_events, max_bytes, linger}` (CONTRACT 5), the keys it sets."""
+    raw = f.section(src, value, parts, spec.keys(spec.BATCH))
+    out: dict[str, Any] = {}
+    if "max_events" in raw:
+        node = spec.BATCH.keys["max_events"]
+        out["max_events"] = f.scalar(src, node, raw["max_events"], (*parts, "max_events"))
+    if "max_bytes" in raw:
+        out["max_bytes"] = _size(src, raw["max_bytes"], (*parts, "max_bytes"))
+    if "linger" in raw:
+        at = (*parts, "linger")
+        linger = f.duration(src, raw["linger"], at)
+        if linger is not None and linger > spec.MAX_LINGER:
+            src.report(at, f"must be at most {spec.MAX_LINGER:g}s")
+            linger = None
+        out["linger"] = linger
+    return {key: v for key, v in out.items() if v is not None}
+
+
+def _size(src: Source, value: Any, parts: Parts) -> int | None:
+    """A byte count: `1048576`, `1MiB`, `512KiB`, `64kB`."""
+    if value is UNRESOLVED:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError:
+            src.report(parts, "must be a size like 1MiB, 512KiB or a number of bytes")
+            return None
+    return f.integer(src, value, parts, 1, spec.MAX_BATCH_BYTES)
 
 
 def _retry(src: Source, value: Any, parts: Parts) -> dict[str, Any]:
@@ -164,7 +197,25 @@ def merge(defaults: Layer, own: Layer) -> Delivery:
     if "schedule" in retry and not counted:
         retry["max_attempts"] = len(retry["schedule"]) + 1
     delivery = {**defaults.delivery, **own.delivery}
+    if defaults.batch is not None or own.batch is not None:
+        delivery["batch"] = Batch(**{**(defaults.batch or {}), **(own.batch or {})})
     return Delivery(**delivery, retry=RetryPolicy(**retry))
+
+
+def check_batch(src: Source, parts: Parts, sink: str, delivery: Delivery, own: Layer) -> None:
+    """Batch delivery is solicited (CE HTTP binding 3.3): `batch` needs `mode: batch`; and
+    only HTTP has a batched mode (the NATS, AMQP and MQTT bindings define none)."""
+    at: Parts = (*parts, "delivery")
+    if delivery.mode is not Mode.BATCH:
+        if own.batch is not None:
+            src.report((*at, "batch"), "batch settings need 'mode: batch'")
+        return
+    if sinkurl.is_broker(sink):
+        scheme = sink.split(":", 1)[0]
+        src.report(
+            (*at, "mode") if "mode" in own.delivery else (*parts, "sink"),
+            f"mode: batch needs an http(s) sink; the {scheme}:// binding has no batched mode",
+        )
 
 
 Headers = dict[str, tuple[str, str]]
@@ -216,6 +267,8 @@ def read_subscription(
     bearer = _secret(src, raw, parts, "auth", spec.keys(spec.AUTH))
     secrets = _signing(src, raw.get("signing"), (*parts, "signing"))
     delivery = merge(defaults, layer)
+    if sink is not None:
+        check_batch(src, parts, sink, delivery, layer)
     if sink is not None and bearer is not None:
         urls = {"sink": sink, "delivery.dead_letter": delivery.dead_letter}
         _userinfo_with_auth(src, parts, urls)

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from gateway.config.model import Dispatch, Subscription
-from gateway.delivery import retry
+from gateway.delivery import batches, retry
+from gateway.delivery.batches import Batches
 from gateway.delivery.breakers import Breakers
 from gateway.delivery.handshakes import Handshakes
 from gateway.delivery.ratelimit import Rates
@@ -113,6 +115,8 @@ class Dispatcher:
         self._handshakes = Handshakes(store, sender, clock, self._handshake_changed)
         self._handshakes.reconfigure(subscriptions)
         self._rates.reconfigure(self._handshakes.rated(subscriptions))
+        # Batch delivery (CONTRACT 5): gateway.delivery.batches.
+        self._batches = Batches(store, sender, self._breakers, self._rates, self._metrics, clock)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -274,34 +278,44 @@ class Dispatcher:
         self._handshakes.start_due(now)  # handshake: ask the sinks that have not consented
         for sub in subs[self._turn :] + subs[: self._turn]:
             for kind in (Kind.SINK, Kind.DEAD_LETTER):
-                if kind is Kind.SINK and sub.name in self._paused:
-                    continue
-                # -- breaker: an open one holds the sink's rows; a due probe is one row
-                probe = kind is Kind.SINK and self._breakers.probe_due(sub.name, now)
-                if kind is Kind.SINK and self._breakers.holds(sub.name, now):
-                    continue
-                if kind is Kind.SINK and self._handshakes.holds(sub.name):  # no consent yet
-                    continue
-                # --
-                room = self._room(sub, kind, plan)
-                if room <= 0:
-                    continue
-                room = 1 if probe else room  # breaker
-                if kind is Kind.SINK:  # rate limit: one token per attempt
-                    room = await self._rates.allow(sub.name, room, now)
-                    if room <= 0:
-                        continue
-                lease_for = sub.delivery.timeout + LEASE_MARGIN
-                rows = await self._store.lease(sub.name, kind, room, now, lease_for)
-                if probe:  # breaker: replicas race for the probe
-                    rows = await self._breakers.claim(sub, rows, now, now + lease_for)
-                if kind is Kind.SINK:  # rate limit: tokens not spent are kept
-                    self._rates.unused(sub.name, room - len(rows))
-                plan.took(sub.name, len(rows))
-                for row in rows:
-                    self._spawn(sub, row, now + lease_for)
-                count += len(rows)
+                if not self._held(sub, kind, now):
+                    count += await self._fill_one(sub, kind, plan, now)
         return count
+
+    def _held(self, sub: Subscription, kind: Kind, now: float) -> bool:
+        """Whether no SINK row of `sub` may be leased now (dead-letter notices never wait)."""
+        if kind is not Kind.SINK:
+            return False
+        return (
+            sub.name in self._paused
+            or self._breakers.holds(sub.name, now)  # breaker: an open one holds the sink's rows
+            or self._handshakes.holds(sub.name)  # handshake: no consent yet
+        )
+
+    async def _fill_one(self, sub: Subscription, kind: Kind, plan: Plan, now: float) -> int:
+        room = self._room(sub, kind, plan)
+        if room <= 0:
+            return 0
+        probe = kind is Kind.SINK and self._breakers.probe_due(sub.name, now)
+        room = 1 if probe else room  # breaker: a due probe is one row
+        lease_for = sub.delivery.timeout + LEASE_MARGIN
+        if batches.handles(sub, kind):  # batch: a batch per slot, token and attempt
+            took = await self._batches.fill(sub, room, probe, now, lease_for, self._spawn_batch)
+            plan.took(sub.name, len(took))
+            return sum(took)
+        if kind is Kind.SINK:  # rate limit: one token per attempt
+            room = await self._rates.allow(sub.name, room, now)
+            if room <= 0:
+                return 0
+        rows = await self._store.lease(sub.name, kind, room, now, lease_for)
+        if probe:  # breaker: replicas race for the probe
+            rows = await self._breakers.claim(sub, rows, now, now + lease_for)
+        if kind is Kind.SINK:  # rate limit: tokens not spent are kept
+            self._rates.unused(sub.name, room - len(rows))
+        plan.took(sub.name, len(rows))
+        for row in rows:
+            self._spawn(sub, row, now + lease_for)
+        return len(rows)
 
     async def _idle_timeout(self, leased: int) -> float:
         total, bound = self._slots.in_flight, self._dispatch.max_in_flight
@@ -323,8 +337,10 @@ class Dispatcher:
         names = [name for name in names if not self._handshakes.holds(name)]
         token = self._rates.next_token(now)  # rate limit: out of tokens, wake at the next one
         names = [name for name in names if not self._rates.waiting(name)]
+        linger = self._batches.next_wake(now)  # batch: a held short batch wakes at its linger
+        names = [name for name in names if not self._batches.lingering(name, now)]
         due = await self._store.next_due(names) if names else None
-        for wake in (probe, token, asked):
+        for wake in (probe, token, asked, linger):
             if wake is not None:
                 due = wake if due is None else min(due, wake)
         if due is None:
@@ -332,39 +348,63 @@ class Dispatcher:
         return min(max(due - self._clock(), MIN_IDLE), poll)
 
     def _spawn(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
-        self._inflight[(sub.name, row.kind)] += 1
-        self._slots.take(sub.name, self._clock())
-        task = asyncio.create_task(
-            self._attempt(sub, row, lease_ends), name=f"deliver:{sub.name}:{row.id}"
+        work = functools.partial(self._one, sub, row)
+        self._start(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
+
+    def _spawn_batch(self, sub: Subscription, rows: list[Leased], lease_ends: float) -> None:
+        """Batch delivery (CONTRACT 5): one attempt, one slot, for the rows of one batch."""
+        work = functools.partial(
+            self._batches.deliver, sub, self._breakers.shield(sub), rows, expired, self._gone
         )
+        self._start(sub, rows, work, lease_ends, f"deliver:{sub.name}:batch{rows[0].batch}")
+
+    def _start(
+        self,
+        sub: Subscription,
+        rows: list[Leased],
+        work: Callable[[], Awaitable[list[Outcome]]],
+        lease_ends: float,
+        name: str,
+    ) -> None:
+        self._inflight[(sub.name, rows[0].kind)] += 1
+        self._slots.take(sub.name, self._clock())
+        task = asyncio.create_task(self._attempt(sub, rows, work, lease_ends), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # -- one attempt ----------------------------------------------------------------------
 
-    async def _attempt(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
+    async def _one(self, sub: Subscription, row: Leased) -> list[Outcome]:
+        outcome = await self._deliver(self._breakers.shield(sub), row)
+        return [await self._breakers.after(sub, row, outcome)]  # breaker
+
+    async def _attempt(
+        self,
+        sub: Subscription,
+        rows: list[Leased],
+        work: Callable[[], Awaitable[list[Outcome]]],
+        lease_ends: float,
+    ) -> None:
         try:
-            outcome = await self._deliver(self._breakers.shield(sub), row)
-            outcome = await self._breakers.after(sub, row, outcome)  # breaker
-            await self._record(outcome, lease_ends)
+            await self._record(await work(), lease_ends)
         except asyncio.CancelledError:
-            self._abandoned.append(row)
+            self._abandoned.extend(rows)
             raise
         except Exception:
             log.exception("delivery attempt failed unexpectedly", extra={"subscription": sub.name})
         finally:
-            self._inflight[(sub.name, row.kind)] -= 1
+            self._inflight[(sub.name, rows[0].kind)] -= 1
             self._slots.give(sub.name, self._clock())
             self._wake.set()
 
-    async def _record(self, outcome: Outcome, lease_ends: float) -> None:
+    async def _record(self, outcomes: Sequence[Outcome], lease_ends: float) -> None:
         """Record the outcome; while the store refuses, try again with backoff until the lease
         ends (past it another holder may have the row, and the fenced write would change
         nothing)."""
         tries = 0
         while True:
             try:
-                await self._store.finish([outcome], self._clock())
+                await self._store.finish(outcomes, self._clock())
                 return
             except StoreUnavailable as exc:
                 delay = RECORD_DELAYS[min(tries, len(RECORD_DELAYS) - 1)]
@@ -411,17 +451,21 @@ class Dispatcher:
         if row.kind is Kind.DEAD_LETTER:
             return Dead(row, attempt, info)
         if decision.reason == "gone":
-            on = await asyncio.to_thread(PausedOn.of, sub.sink)
-            try:
-                await self._store.pause(sub.name, on, GONE, done)
-            except StoreUnavailable as exc:  # paused here still; the outcome is recorded below
-                log.warning("pause not stored (%s)", exc.detail, extra={"subscription": sub.name})
-            self._paused[sub.name] = on
-            log.warning("subscription paused: its sink answered 410 Gone",
-                        extra={"subscription": sub.name})
+            await self._gone(sub, done)
         self._metrics.inc("gateway_dead_letters_total", subscription=sub.name,
                           reason=decision.reason)
         return Dead(row, attempt, info, notify_sink=notify)
+
+    async def _gone(self, sub: Subscription, done: float) -> None:
+        """CE webhook 2.2: a 410 retires the target; pause the subscription."""
+        on = await asyncio.to_thread(PausedOn.of, sub.sink)
+        try:
+            await self._store.pause(sub.name, on, GONE, done)
+        except StoreUnavailable as exc:  # paused here still; the outcome is recorded below
+            log.warning("pause not stored (%s)", exc.detail, extra={"subscription": sub.name})
+        self._paused[sub.name] = on
+        log.warning("subscription paused: its sink answered 410 Gone",
+                    extra={"subscription": sub.name})
 
     def _log(
         self, sub: Subscription, row: Leased, attempt: Attempt | None, result: str, why: str = ""

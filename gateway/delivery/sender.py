@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -22,7 +22,7 @@ from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
 from gateway.delivery.brokers import Brokers
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
-from gateway.delivery.render import render
+from gateway.delivery.render import Request, render
 from gateway.egress import EgressPolicy
 from gateway.ops import tracing
 from gateway.store.base import Kind, Leased
@@ -120,7 +120,9 @@ class Sender:
             return retry.Result(None, f"invalid sink url: {exc}"), 0.0
         try:
             request = render(sub, leased)
-            headers = self._headers(sub, leased, now, request.headers, request.body)
+            headers = self._headers(
+                sub, self.message_id(leased), now, request, to_sink=leased.kind is Kind.SINK
+            )
         except (ValueError, TypeError) as exc:
             # Permanent, but reported like any failed attempt so the row ends up dead-lettered.
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
@@ -168,18 +170,43 @@ class Sender:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return Answer(None, {}, describe(exc, sub.sink))
 
+    async def send_batch(
+        self, sub: Subscription, rows: Sequence[Leased], request: Request, now: float
+    ) -> tuple[retry.Result, float]:
+        """Batch delivery (CONTRACT 5): POST one rendered batch of `rows` to sub.sink (an
+        http(s) sink: the config refuses batch mode with a broker), signed once over the whole
+        body, its webhook-id the batch's; like `send` otherwise."""
+        if self._session is None:
+            raise RuntimeError("Sender.send_batch called before start()")
+        refused = literal_refusal(sub.sink, self._egress)
+        if refused is not None:
+            return retry.Result(None, refused), 0.0
+        try:
+            target = sinkurl.parse(sub.sink)
+            headers = self._headers(sub, self.batch_id(rows[0]), now, request, to_sink=True)
+        except (sinkurl.InvalidSink, ValueError, TypeError) as exc:
+            return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
+        started = time.perf_counter()
+        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
+        first = rows[0]
+        with tracing.attempt(sub.name, first.event.attributes, first.attempt, headers) as span:
+            result = await self._post(target, headers, request.body, limit, now, started)
+            span.outcome(result.status, result.error)
+        return result, (time.perf_counter() - started) * 1000.0
+
     def message_id(self, leased: Leased) -> str:
         """The webhook-id of a delivery row: the same on every attempt of it."""
         return f"msg_{self._identity}_{leased.id}"
 
+    def batch_id(self, leased: Leased) -> str:
+        """The webhook-id of the batch `leased` is sent in: the same on every attempt of it
+        (the group's id is the smallest row id of the group, never reused within a store)."""
+        return f"msg_{self._identity}_batch{leased.batch}"
+
     def _headers(
-        self,
-        sub: Subscription,
-        leased: Leased,
-        now: float,
-        rendered: tuple[tuple[str, str], ...],
-        body: bytes,
+        self, sub: Subscription, msg_id: str, now: float, request: Request, *, to_sink: bool
     ) -> CIMultiDict[str]:
+        rendered, body = request.headers, request.body
         headers: CIMultiDict[str] = CIMultiDict()
         headers["User-Agent"] = self._user_agent
         for name, value in sub.headers:
@@ -189,7 +216,6 @@ class Sender:
         # Standard Webhooks: the id is unique per message and the same on every retry of it
         # (a row id is never reused within a store; the store's identity sets stores apart);
         # the timestamp is this attempt's, in integer Unix seconds.
-        msg_id = self.message_id(leased)
         timestamp = int(now)
         headers["webhook-id"] = msg_id
         headers["webhook-timestamp"] = str(timestamp)
@@ -202,7 +228,7 @@ class Sender:
         if sub.bearer:
             # CE webhook 3.1: OAuth 2.0 bearer token in the Authorization header.
             headers["Authorization"] = f"Bearer {sub.bearer}"
-        if sub.delivery.handshake and leased.kind is Kind.SINK:
+        if sub.delivery.handshake and to_sink:
             # CE webhook 2.1/4: after the handshake every delivery carries the same origin.
             headers["WebHook-Request-Origin"] = self.origin
         return headers

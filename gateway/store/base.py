@@ -132,6 +132,7 @@ class Leased:
     event: Event
     received_at: float
     dead_letter: DeadLetterInfo | None = None
+    batch: int | None = None  # batch delivery: the group the row is sent with (`lease_batch`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,9 @@ class Dead:
 
 
 Outcome = Ack | Retry | Dead
+
+# How many of the leading events (in lease order) one batch takes; at least 1.
+Fits = Callable[[Sequence[Event]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +230,23 @@ class Store(Protocol):
         self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
     ) -> list[Leased]:
         """Hand out up to `limit` due PENDING rows of one subscription, oldest due first."""
+
+    async def lease_batch(
+        self,
+        subscription: str,
+        limit: int,
+        now: float,
+        lease_for: float,
+        linger: float,
+        fits: Fits,
+    ) -> list[Leased]:
+        """Batch delivery (CONTRACT 5): lease one batch of SINK rows, ordered by row id.
+
+        A due group (rows already grouped: `batch` set) is leased whole, every PENDING row of
+        it, whatever `limit`. Otherwise up to `limit` due ungrouped rows, oldest due first, but
+        none while fewer than `limit` are due and the oldest has been due less than `linger`;
+        the first `fits(events)` of them (at least one) become a group whose `batch` is the
+        smallest of their ids, kept on every later lease until the group ends."""
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
         """Apply outcomes (fenced by lease token) and log their attempts; one commit."""

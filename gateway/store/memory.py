@@ -36,6 +36,7 @@ from gateway.store.base import (
     stored_event,
 )
 from gateway.store.buckets import Buckets
+from gateway.store.memory_batch import MemoryBatches
 from gateway.store.memory_ops import MemoryOps
 from gateway.store.ops import ReplicaState
 
@@ -75,6 +76,7 @@ class _Row:
     last_error: str | None = None
     dead: DeadLetterInfo | None = None
     finished_at: float | None = None
+    batch: int | None = None  # batch delivery: its group (migration 8 of the SQL stores)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class LoggedAttempt:
     result: Attempt
 
 
-class MemoryStore(MemoryOps):
+class MemoryStore(MemoryOps, MemoryBatches):
     """`Store` in dicts. `attempts` is the attempts log, for tests to read."""
 
     def __init__(self) -> None:
@@ -369,6 +371,7 @@ class MemoryStore(MemoryOps):
             finished_at=None,
             updated_at=now,
             dead=None,
+            batch=None,  # batch delivery: a redelivered row joins a new batch
         )
         return True
 

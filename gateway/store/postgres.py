@@ -56,6 +56,7 @@ from gateway.store.pgapi import (
 )
 from gateway.store.pgrows import AppendCall, FinishCall, Stored
 from gateway.store.pgurl import PoolSettings, parse_url
+from gateway.store.postgres_batch import PostgresBatches
 from gateway.store.postgres_ops import PostgresOps
 from gateway.store.queries import load_queries
 
@@ -71,7 +72,7 @@ PURGE_LOCK = 0x70757267  # first key of the purge's advisory lock ("purg")
 REPLICA_LOCK = 0x7265706C  # first key of the replica identity's advisory lock ("repl")
 READY_DEADLINE = 2.0  # seconds /readyz waits for the write path (at most `timeout`)
 CLOSE_GRACE = 5.0
-class PostgresStore(PostgresOps):
+class PostgresStore(PostgresOps, PostgresBatches):
     """`Store` on a PostgreSQL database shared by every replica."""
 
     def __init__(
@@ -84,7 +85,8 @@ class PostgresStore(PostgresOps):
         self._dsn = dsn
         self.settings = settings or PoolSettings()
         self._plan = tuple(migrations) if migrations is not None else load_migrations("postgres")
-        self._q = {**load_queries("postgres.sql"), **load_queries("postgres_ops.sql")}
+        self._q = {**load_queries("postgres.sql"), **load_queries("postgres_ops.sql"),
+                   **load_queries("postgres_batch.sql")}
         self._pool: Pool | None = None
         self._group: GroupCommit | None = None  # appends
         self._outcomes: GroupCommit | None = None  # outcomes, pauses, redeliveries

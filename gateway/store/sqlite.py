@@ -42,6 +42,7 @@ from gateway.store.buckets import Buckets
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
+from gateway.store.sqlite_batch import SqliteBatches
 from gateway.store.sqlite_ops import SqliteOps
 from gateway.store.writer import Work, Writer, unavailable
 
@@ -63,7 +64,7 @@ class Durability:
     synchronous: str
 
 
-class SqliteStore(SqliteOps):
+class SqliteStore(SqliteOps, SqliteBatches):
     """`Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str, *, synchronous: str = "normal") -> None:
@@ -71,7 +72,8 @@ class SqliteStore(SqliteOps):
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         self.path = path
         self.synchronous = synchronous
-        self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql")}
+        self._q = {**load_queries("sqlite.sql"), **load_queries("sqlite_ops.sql"),
+                   **load_queries("sqlite_batch.sql")}
         self._buckets = Buckets()
         self._conn: sqlite3.Connection | None = None
         self._lock: int | None = None

@@ -164,7 +164,7 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
               - name: billing
                 sink: https://billing.internal/hooks/events
                 delivery:
-                  mode: batch
+                  mode: batched
                   timeout: 0s
                   max_in_flight: 0
                   retry:
@@ -190,7 +190,7 @@ def test_every_problem_is_reported_with_file_line_and_path(deploy: Deployer) -> 
         "config/gateway.yaml:5: validation.unknown_types: must be one of: accept, reject",
         "config/gateway.yaml:6: dedupe_window: must be a duration like 10s",
         "config/subscriptions/billing.yaml:5: subscriptions[0].delivery.mode: "
-        "delivery mode 'batch' is not supported yet",
+        "must be one of: binary, structured, batch",
         "config/subscriptions/billing.yaml:6: subscriptions[0].delivery.timeout: must be > 0",
         "config/subscriptions/billing.yaml:7: subscriptions[0].delivery.max_in_flight: "
         "must be >= 1",

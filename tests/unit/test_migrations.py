@@ -80,6 +80,8 @@ async def test_a_sqlite_file_from_before_migrations_is_taken_over(tmp_path: Path
         # As the file was before migrations: only migration 1's tables.
         conn.execute("DROP TABLE schema_migrations")
         conn.execute("ALTER TABLE deliveries DROP COLUMN replica")  # migration 3
+        conn.execute("DROP INDEX deliveries_batch")  # migration 8
+        conn.execute("ALTER TABLE deliveries DROP COLUMN batch")
 
     store = SqliteStore(path)
     await store.open()

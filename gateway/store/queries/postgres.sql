@@ -265,7 +265,8 @@ LIMIT $1;
 WITH changed AS (
     UPDATE deliveries
     SET state = 0, due_at = $2, lease = NULL, attempts = 0, finished_at = NULL, updated_at = $2,
-        dl_reason = NULL, dl_status = NULL, dl_attempts = NULL, dl_sink = NULL
+        dl_reason = NULL, dl_status = NULL, dl_attempts = NULL, dl_sink = NULL,
+        batch = NULL  -- batch delivery: a redelivered row joins a new batch
     WHERE id = $1 AND state = 2 AND kind = 0
     RETURNING 1
 )

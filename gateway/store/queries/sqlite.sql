@@ -194,7 +194,8 @@ LIMIT :limit;
 -- A fresh start: due now, with the whole retry budget again.
 UPDATE deliveries
 SET state = 0, due_at = :now, lease = NULL, attempts = 0, finished_at = NULL, updated_at = :now,
-    dl_reason = NULL, dl_status = NULL, dl_attempts = NULL, dl_sink = NULL
+    dl_reason = NULL, dl_status = NULL, dl_attempts = NULL, dl_sink = NULL,
+    batch = NULL  -- batch delivery: a redelivered row joins a new batch
 WHERE id = :id AND state = 2 AND kind = 0;
 
 -- Purge ---------------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""The in-memory store's batch lease (`Store.lease_batch`, CONTRACT 5 `mode: batch`), with the
+same semantics as the SQL stores'."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from gateway.store import grouping
+from gateway.store.base import Fits, Kind, Leased, Opened, State
+
+if TYPE_CHECKING:
+    from gateway.store.memory import _Row, _Stored
+
+
+class MemoryBatches:
+    """Mixed into `MemoryStore`, which provides its rows, events, tokens and `_put`."""
+
+    if TYPE_CHECKING:
+        _rows: dict[int, _Row]
+        _events: dict[int, _Stored]
+        _breakers: dict[str, Opened]
+        _tokens: Iterator[int]
+
+        def _check(self) -> None: ...
+
+        def _put(self, row: _Row, **changes: Any) -> _Row: ...
+
+    async def lease_batch(
+        self,
+        subscription: str,
+        limit: int,
+        now: float,
+        lease_for: float,
+        linger: float,
+        fits: Fits,
+    ) -> list[Leased]:
+        from gateway.store.memory import REPLICA
+
+        self._check()
+        held = self._breakers.get(subscription)
+        if held is not None and held.until > now:
+            return []  # a stored open breaker holds SINK rows, as in `lease`
+        pending = [
+            row
+            for row in self._rows.values()
+            if row.subscription == subscription
+            and row.kind is Kind.SINK
+            and row.state is State.PENDING
+        ]
+        groups = sorted((row.due_at, row.id, row.batch) for row in pending
+                        if row.batch is not None and row.due_at <= now)  # fmt: skip
+        if groups:
+            group = groups[0][2]
+            rows = [row for row in pending if row.batch == group]
+        else:
+            fresh = sorted(
+                (row for row in pending if row.batch is None and row.due_at <= now),
+                key=lambda row: (row.due_at, row.id),
+            )[: max(limit, 1)]
+            if not grouping.ready([row.due_at for row in fresh], limit, now, linger):
+                return []
+            events = [self._events[row.event_seq].event() for row in fresh]
+            rows = fresh[: grouping.take(events, fits)]
+            group = min(row.id for row in rows)
+        token = next(self._tokens)
+        leased: list[Leased] = []
+        for row in sorted(rows, key=lambda row: row.id):
+            row = self._put(
+                row,
+                attempts=row.attempts + 1,
+                lease=token,
+                replica=REPLICA,
+                due_at=now + lease_for,
+                updated_at=now,
+                batch=group,
+            )
+            stored = self._events[row.event_seq]
+            leased.append(
+                Leased(
+                    id=row.id,
+                    subscription=subscription,
+                    kind=Kind.SINK,
+                    attempt=row.attempts,
+                    lease=token,
+                    event=stored.event(),
+                    received_at=stored.received_at,
+                    batch=group,
+                )
+            )
+        return leased

@@ -60,6 +60,7 @@ class Delivery:
     dead_letter: str | None = None
     circuit_breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)  # None: off
     rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
+    ordering: str | None = None  # the attribute whose value orders deliveries (CONTRACT 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,20 @@ CIRCUIT_BREAKER = Section(
     nullable=True,
 )
 
+# CONTRACT 5, ordering: per-key FIFO; the key is a CloudEvents attribute name.
+ORDERING = Section(
+    {
+        "key": Text(
+            "the attribute whose value is the key (partitionkey, subject, source, an extension); "
+            "events without it are unordered",
+            ATTRIBUTE_NAME,
+        ),
+    },
+    "per-key FIFO: for one key, an event is not attempted before the one before it is "
+    "delivered or dead-lettered",
+    required=("key",),
+)
+
 DELIVERY = Section(
     {
         "mode": Choice(
@@ -204,6 +218,7 @@ DELIVERY = Section(
             (Flag("off (false) disables it; on (true): the defaults"), CIRCUIT_BREAKER),
             "pauses attempts to a sink that keeps failing; on by default",
         ),
+        "ordering": ORDERING,
     },
     "how events are delivered to the sink",
     nullable=True,

@@ -67,6 +67,10 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         breaker = _breaker(src, raw["circuit_breaker"], (*parts, "circuit_breaker"))
         if breaker is not _INVALID:
             delivery["circuit_breaker"] = breaker
+    if "ordering" in raw:
+        key = _ordering(src, raw["ordering"], (*parts, "ordering"))
+        if key is not None:
+            delivery["ordering"] = key
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
     return Layer(delivery, retry)
 
@@ -89,6 +93,29 @@ def _rate(src: Source, value: Any, parts: Parts) -> float | None:
         src.report(parts, "must be more than 0")
         return None
     return rate
+
+
+_ATTRIBUTE = re.compile(spec.ATTRIBUTE_NAME)
+
+
+def _ordering(src: Source, value: Any, parts: Parts) -> str | None:
+    """`{key: <attribute>}`: the key must be a CloudEvents attribute name (CE 1.0, "Attribute
+    Naming Convention": lower-case a-z and digits 0-9)."""
+    raw = f.section(src, value, parts, spec.keys(spec.ORDERING)) if value is not None else None
+    if raw is None or "key" not in raw:
+        if value is None or isinstance(value, dict):
+            src.report(parts, "must name the attribute, like {key: partitionkey}")
+        return None
+    key = f.string(src, raw["key"], (*parts, "key"))
+    if key is None:
+        return None
+    if not _ATTRIBUTE.fullmatch(key):
+        src.report(
+            (*parts, "key"),
+            f"{key!r} is not a CloudEvents attribute name (lower-case letters a-z and digits 0-9)",
+        )
+        return None
+    return key
 
 
 def _breaker(src: Source, value: Any, parts: Parts) -> Any:

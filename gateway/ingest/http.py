@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from gateway.attributes import check_sizes
+from gateway.delivery import ordering
 from gateway.errors import (
     Backpressure,
     GatewayError,
@@ -197,7 +198,8 @@ async def accept(
         subscriptions = gw.router.route(event)
         if not subscriptions:
             _unmatched(gw, event)
-        routed.append(NewEvent(event, subscriptions, producer=producer))
+        keys = ordering.keys(gw.router.ordering, event, subscriptions)  # CONTRACT 5
+        routed.append(NewEvent(event, subscriptions, keys, producer=producer))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
     fresh = sum(1 for d in duplicates if not d)

@@ -170,17 +170,8 @@ class MemoryStore(MemoryOps):
                 event.source, event.id, attrs, event.data, event.kind, now, item.producer
             )
             rows.extend(
-                _Row(
-                    next(self._ids),
-                    seq,
-                    name,
-                    Kind.SINK,
-                    now,
-                    now,
-                    now,
-                    ordering_key=item.ordering_key,
-                )
-                for name in dict.fromkeys(item.subscriptions)
+                _Row(next(self._ids), seq, name, Kind.SINK, now, now, now, ordering_key=key)
+                for name, key in item.rows().items()
             )
             duplicates.append(False)
         self._dedupe.update(seen)
@@ -197,13 +188,21 @@ class MemoryStore(MemoryOps):
         held = self._breakers.get(subscription)
         if kind == Kind.SINK and held is not None and held.until > now:
             return []  # a stored open breaker holds SINK rows (as the SQL stores do)
+        pending = [
+            row
+            for row in self._rows.values()
+            if row.subscription == subscription and row.kind == kind and row.state is State.PENDING
+        ]
+        # CONTRACT 5 ordering: a keyed row is leasable only as the earliest pending row of its key.
+        heads: dict[str, int] = {}
+        for row in pending:
+            if row.ordering_key is not None:
+                heads[row.ordering_key] = min(heads.get(row.ordering_key, row.id), row.id)
         due = sorted(
             (row.due_at, row.id)
-            for row in self._rows.values()
-            if row.subscription == subscription
-            and row.kind == kind
-            and row.state is State.PENDING
-            and row.due_at <= now
+            for row in pending
+            if row.due_at <= now
+            and (row.ordering_key is None or heads[row.ordering_key] == row.id)
         )[: max(limit, 0)]
         token = next(self._tokens)
         leased: list[Leased] = []
@@ -228,8 +227,11 @@ class MemoryStore(MemoryOps):
                     event=stored.event(),
                     received_at=stored.received_at,
                     dead_letter=row.dead if row.kind is Kind.DEAD_LETTER else None,
+                    ordering_key=row.ordering_key,
                 )
             )
+            if row.ordering_key is not None:  # the rows behind it wait for the lease to end
+                self._park(row, now + lease_for, now)
         return leased
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
@@ -251,8 +253,12 @@ class MemoryStore(MemoryOps):
             self._put(row, state=State.DELIVERED, finished_at=now, **common)
         elif isinstance(outcome, Retry):
             self._put(row, due_at=outcome.due_at, **common)
+            if row.ordering_key is not None:  # CONTRACT 5: the key waits for the retry
+                self._park(row, outcome.due_at, outcome.due_at)
         else:
             self._kill(row, outcome, now, common)
+        if row.ordering_key is not None and not isinstance(outcome, Retry):
+            self._unpark_next(row, now)
         if attempt is not None:
             self.attempts.append(LoggedAttempt(row.id, leased.attempt, now, attempt))
 
@@ -267,10 +273,37 @@ class MemoryStore(MemoryOps):
                 now,
                 now,
                 now,
-                ordering_key=row.ordering_key,
-                dead=outcome.info,
+                dead=outcome.info,  # notices are never ordered
             )
             self._rows[notice.id] = notice
+
+    def _followers(self, head: _Row) -> list[_Row]:
+        return sorted(
+            (
+                row
+                for row in self._rows.values()
+                if row.subscription == head.subscription
+                and row.kind == head.kind
+                and row.ordering_key == head.ordering_key
+                and row.state is State.PENDING
+                and row.id > head.id
+            ),
+            key=lambda row: row.id,
+        )
+
+    def _park(self, head: _Row, due_at: float, upto: float) -> None:
+        """The rows waiting behind a keyed head are not due before `due_at` (a hint, as in the
+        SQL stores' park_followers: the head test of `lease` is what orders)."""
+        for row in self._followers(head):
+            if row.lease is None and row.due_at <= upto:
+                self._put(row, due_at=due_at)
+
+    def _unpark_next(self, head: _Row, now: float) -> None:
+        following = self._followers(head)
+        if following:
+            row = following[0]
+            if row.lease is None and row.attempts == 0 and row.due_at > now:
+                self._put(row, due_at=now)
 
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
         self._check()

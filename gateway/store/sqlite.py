@@ -273,17 +273,12 @@ class SqliteStore(SqliteOps):
                 "producer": item.producer,
             }
             seq = conn.execute(self._q["event_insert"], row).lastrowid
-            names = dict.fromkeys(item.subscriptions)
+            names = item.rows()
             conn.executemany(
                 self._q["delivery_insert"],
                 [
-                    {
-                        "seq": seq,
-                        "subscription": name,
-                        "ordering_key": item.ordering_key,
-                        "now": now,
-                    }
-                    for name in names
+                    {"seq": seq, "subscription": name, "ordering_key": key, "now": now}
+                    for name, key in names.items()
                 ],
             )
             added += len(names)
@@ -316,6 +311,14 @@ class SqliteStore(SqliteOps):
             for row in rows
         ]
         conn.executemany(self._q["lease_mark"], marks)
+        # CONTRACT 5 ordering: the rows behind each keyed head wait for its lease to end.
+        park = [
+            {"id": row[0], "due_at": until, "upto": params["now"]}
+            for row in rows
+            if row[10] is not None
+        ]
+        if park:
+            conn.executemany(self._q["park_followers"], park)
         return [_leased(row, params["subscription"], kind, token) for row in rows], 0
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
@@ -345,6 +348,9 @@ class SqliteStore(SqliteOps):
         elif isinstance(outcome, Retry):
             params["due_at"] = outcome.due_at
             changed = conn.execute(self._q["finish_retry"], params).rowcount
+            if changed and row.ordering_key is not None:  # CONTRACT 5: the key waits too
+                park = {"id": row.id, "due_at": outcome.due_at, "upto": outcome.due_at}
+                conn.execute(self._q["park_followers"], park)
         else:
             info = outcome.info
             params.update(
@@ -354,6 +360,9 @@ class SqliteStore(SqliteOps):
             delta = -changed
             if changed and outcome.notify_sink:
                 delta += conn.execute(self._q["dead_letter_insert"], params).rowcount
+        if changed and row.ordering_key is not None and not isinstance(outcome, Retry):
+            # CONTRACT 5 ordering: the head ended; the key's next row is due
+            conn.execute(self._q["unpark_next"], {"id": row.id, "now": now})
         if changed and attempt is not None:
             log = {**params, "attempt": row.attempt, "latency_ms": attempt.latency_ms}
             conn.execute(self._q["attempt_log"], log)
@@ -458,7 +467,7 @@ def _lock(path: str) -> int | None:
 
 
 def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Leased:
-    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row
+    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row[:10]
     info = None
     if kind is Kind.DEAD_LETTER and reason is not None:
         info = DeadLetterInfo(reason, status, dl_attempts or 0, sink)
@@ -471,4 +480,5 @@ def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Le
         event=stored_event(attrs, data, data_kind),
         received_at=received,
         dead_letter=info,
+        ordering_key=row[10],
     )

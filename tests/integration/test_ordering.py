@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.integration.brokers import NATS, needs, unique
 from tests.integration.conftest import Start, write_deployment
 from tests.integration.events import order, structured
 from tests.integration.process import Process, free_port
@@ -222,3 +223,39 @@ async def test_order_per_key_holds_across_two_postgres_replicas(
     for key in keys:
         assert sub.first_arrivals(key) == [f"{key}-{i}" for i in range(30)], key
     assert sub.overlap == 0, "two replicas had one key in flight at once"
+
+
+# -- a broker sink: the same dispatcher, so the same order --------------------------------------
+
+
+@needs(NATS, "NATS")
+async def test_order_per_key_holds_in_a_nats_stream(start: Start) -> None:
+    import nats
+
+    from tests.integration.test_sink_nats import SERVER, fetch, stream
+
+    nc = await nats.connect(SERVER)
+    try:
+        subject = unique("orders.")
+        await stream(nc, subject)
+        gw = await start([{
+            "name": "n", "sink": f"{SERVER}/{subject}",
+            "delivery": {"mode": "binary", "timeout": "2s", "max_in_flight": 16,
+                         "ordering": ORDERED, "retry": RETRY},
+        }])  # fmt: skip
+        keys = ["A", "B", "C"]
+
+        async def one_key(key: str) -> None:
+            for index in range(20):
+                assert (await gw.post(**structured(keyed(key, index)))).status == 202
+
+        await asyncio.gather(*(one_key(key) for key in keys))
+        got = await fetch(nc, subject, 60)
+    finally:
+        await nc.close()
+    seen: dict[str, list[str]] = defaultdict(list)
+    for msg in got:
+        headers = msg.headers or {}
+        seen[headers["ce-partitionkey"]].append(headers["ce-id"])
+    for key in keys:
+        assert list(dict.fromkeys(seen[key])) == [f"{key}-{i}" for i in range(20)], key

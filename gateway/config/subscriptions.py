@@ -68,9 +68,9 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
         if breaker is not _INVALID:
             delivery["circuit_breaker"] = breaker
     if "ordering" in raw:
-        key = _ordering(src, raw["ordering"], (*parts, "ordering"))
-        if key is not None:
-            delivery["ordering"] = key
+        attribute = _ordering(src, raw["ordering"], (*parts, "ordering"))
+        if attribute is not None:
+            delivery["ordering"] = attribute
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
     return Layer(delivery, retry)
 

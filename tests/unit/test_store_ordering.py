@@ -59,7 +59,8 @@ async def test_dead_lettering_the_head_releases_the_key(store: Store) -> None:
     assert await ids_leased(store, 101.0) == ["a2"]
     # Notices are never ordered: the notice goes while a2 of the same key is in flight.
     (notice,) = await store.lease("a", Kind.DEAD_LETTER, 50, 101.0, LEASE)
-    assert notice.event.id == "a1" and notice.ordering_key is None
+    assert notice.event.id == "a1"
+    assert notice.ordering_key is None
 
 
 async def test_keys_are_per_subscription(store: Store) -> None:

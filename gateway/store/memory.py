@@ -36,6 +36,7 @@ from gateway.store.base import (
 )
 from gateway.store.buckets import Buckets
 from gateway.store.memory_ops import MemoryOps
+from gateway.store.memory_order import MemoryOrdering
 from gateway.store.ops import ReplicaState
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
@@ -86,7 +87,7 @@ class LoggedAttempt:
     result: Attempt
 
 
-class MemoryStore(MemoryOps):
+class MemoryStore(MemoryOps, MemoryOrdering):
     """`Store` in dicts. `attempts` is the attempts log, for tests to read."""
 
     def __init__(self) -> None:
@@ -193,11 +194,7 @@ class MemoryStore(MemoryOps):
             for row in self._rows.values()
             if row.subscription == subscription and row.kind == kind and row.state is State.PENDING
         ]
-        # CONTRACT 5 ordering: a keyed row is leasable only as the earliest pending row of its key.
-        heads: dict[str, int] = {}
-        for row in pending:
-            if row.ordering_key is not None:
-                heads[row.ordering_key] = min(heads.get(row.ordering_key, row.id), row.id)
+        heads = self._heads(pending)  # CONTRACT 5 ordering
         due = sorted(
             (row.due_at, row.id)
             for row in pending
@@ -276,34 +273,6 @@ class MemoryStore(MemoryOps):
                 dead=outcome.info,  # notices are never ordered
             )
             self._rows[notice.id] = notice
-
-    def _followers(self, head: _Row) -> list[_Row]:
-        return sorted(
-            (
-                row
-                for row in self._rows.values()
-                if row.subscription == head.subscription
-                and row.kind == head.kind
-                and row.ordering_key == head.ordering_key
-                and row.state is State.PENDING
-                and row.id > head.id
-            ),
-            key=lambda row: row.id,
-        )
-
-    def _park(self, head: _Row, due_at: float, upto: float) -> None:
-        """The rows waiting behind a keyed head are not due before `due_at` (a hint, as in the
-        SQL stores' park_followers: the head test of `lease` is what orders)."""
-        for row in self._followers(head):
-            if row.lease is None and row.due_at <= upto:
-                self._put(row, due_at=due_at)
-
-    def _unpark_next(self, head: _Row, now: float) -> None:
-        following = self._followers(head)
-        if following:
-            row = following[0]
-            if row.lease is None and row.attempts == 0 and row.due_at > now:
-                self._put(row, due_at=now)
 
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
         self._check()

@@ -259,3 +259,25 @@ async def test_order_per_key_holds_in_a_nats_stream(start: Start) -> None:
         seen[headers["ce-partitionkey"]].append(headers["ce-id"])
     for key in keys:
         assert list(dict.fromkeys(seen[key])) == [f"{key}-{i}" for i in range(20)], key
+
+
+async def test_order_per_key_holds_when_a_circuit_breaker_closes(start: Start) -> None:
+    gw = await start([{
+        "name": "ordered", "sink": "{sink}/hook",
+        "delivery": {"max_in_flight": 8, "ordering": ORDERED, "retry": RETRY,
+                     "circuit_breaker": {"failures": 3, "cooldown": "100ms"}},
+    }])  # fmt: skip
+    sub = gw.subscriber
+    assert isinstance(sub, KeyedSubscriber)
+    sub.plan("/hook", 503)  # the sink is down: the breaker opens and gives rows back
+    for index in range(8):
+        for key in ("A", "B", "C"):
+            assert (await gw.post(**structured(keyed(key, index)))).status == 202
+    await sub.until(lambda: gw.gateway.dispatcher.breaker_open("ordered"), 10, "breaker open")
+    await sub.until(lambda: len(sub.received) >= 6, 10, "failed probes")
+    sub.delay = 0.02  # answers take a while: attempts in flight together would show
+    sub.plan("/hook", 200)
+    await sub.until(lambda: sum(len(set(ids)) for ids in sub.seen.values()) >= 24, 10, "all")
+    for key in ("A", "B", "C"):
+        assert sub.first_arrivals(key) == [f"{key}-{i}" for i in range(8)], key
+    assert sub.overlap == 0

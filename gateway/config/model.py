@@ -5,7 +5,7 @@ Durations are float seconds. Nothing outside `gateway.config` reads YAML or the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -206,3 +206,9 @@ class Config:
             if sub.name == name:
                 return sub
         return None
+
+
+def ordering_attributes(subscriptions: Iterable[Subscription]) -> dict[str, str]:
+    """Per-key ordering (CONTRACT 5): ordered subscription -> its key attribute (what the
+    router stamps on each row; empty: nothing is ordered)."""
+    return {sub.name: sub.delivery.ordering for sub in subscriptions if sub.delivery.ordering}

@@ -23,7 +23,6 @@ import orjson
 from aiohttp import web
 
 from gateway.attributes import check_sizes
-from gateway.delivery import ordering
 from gateway.errors import (
     Backpressure,
     GatewayError,
@@ -38,6 +37,7 @@ from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
 from gateway.ops.logs import Throttled
 from gateway.redact import clip
+from gateway.routing import ordering
 from gateway.store.base import NewEvent
 
 log = logging.getLogger("gateway.ingest")

@@ -64,7 +64,7 @@ class NewEvent:
     event: Event
     subscriptions: tuple[str, ...]
     # Per-key ordering (CONTRACT 5): the `ordering_key` of each subscription's row, in the
-    # order of `subscriptions`; None when no row is ordered (`gateway.delivery.ordering`).
+    # order of `subscriptions`; None when no row is ordered (`gateway.routing.ordering`).
     ordering_keys: tuple[str | None, ...] | None = None
     producer: str | None = None  # the authenticated producer that published it
 

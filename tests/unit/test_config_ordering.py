@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import load
-from gateway.delivery import ordering
 from gateway.event import DataKind, Event
+from gateway.routing import ordering
 from tests.unit.test_config import ENV, Deployer, deploy
 
 __all__ = ["deploy"]  # fixture

@@ -9,22 +9,17 @@ event of a key is not attempted before the one before it is delivered or dead-le
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from gateway.config.model import Subscription
 from gateway.event import Event, canonical
-
-
-def attributes(subscriptions: Iterable[Subscription]) -> dict[str, str]:
-    """The ordered subscriptions: name -> key attribute (empty: nothing is ordered)."""
-    return {sub.name: sub.delivery.ordering for sub in subscriptions if sub.delivery.ordering}
 
 
 def keys(
     ordering: Mapping[str, str], event: Event, names: tuple[str, ...]
 ) -> tuple[str | None, ...] | None:
     """The key of each of `names`' rows, or None when none of them is ordered (the cheap
-    common case: no per-row work)."""
+    common case: no per-row work). `ordering`: ordered subscription -> its key attribute
+    (`gateway.config.model.ordering_attributes`)."""
     if not ordering:
         return None
     attrs = event.attributes

@@ -76,6 +76,10 @@ class _Row:
     dead: DeadLetterInfo | None = None
     finished_at: float | None = None
 
+    def key(self) -> tuple[str, Kind, str | None]:
+        """What per-key ordering (CONTRACT 5) orders within."""
+        return (self.subscription, self.kind, self.ordering_key)
+
 
 @dataclass(frozen=True, slots=True)
 class LoggedAttempt:
@@ -194,12 +198,8 @@ class MemoryStore(MemoryOps, MemoryOrdering):
             for row in self._rows.values()
             if row.subscription == subscription and row.kind == kind and row.state is State.PENDING
         ]
-        heads = self._heads(pending)  # CONTRACT 5 ordering
         due = sorted(
-            (row.due_at, row.id)
-            for row in pending
-            if row.due_at <= now
-            and (row.ordering_key is None or heads[row.ordering_key] == row.id)
+            (row.due_at, row.id) for row in self._leasable(pending) if row.due_at <= now
         )[: max(limit, 0)]
         token = next(self._tokens)
         leased: list[Leased] = []
@@ -277,11 +277,12 @@ class MemoryStore(MemoryOps, MemoryOrdering):
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
         self._check()
         names = set(subscriptions)
-        due = [
-            row.due_at
+        pending = [
+            row
             for row in self._rows.values()
             if row.state is State.PENDING and row.subscription in names
         ]
+        due = [row.due_at for row in self._leasable(pending)]
         return min(due) if due else None
 
     async def pending(self) -> int:

@@ -5,10 +5,10 @@ again when it ends (park_followers and unpark_next in queries/sqlite.sql)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gateway.store.base import State
+from gateway.store.base import Kind, State
 
 if TYPE_CHECKING:
     from gateway.store.memory import _Row
@@ -23,13 +23,15 @@ class MemoryOrdering:
         def _put(self, row: _Row, **changes: object) -> _Row: ...
 
     @staticmethod
-    def _heads(pending: Iterable[_Row]) -> dict[str, int]:
-        """Per ordering key, the id of its earliest pending row (the only one leasable)."""
-        heads: dict[str, int] = {}
+    def _leasable(pending: Sequence[_Row]) -> list[_Row]:
+        """The pending rows a lease may take when due: unkeyed ones, and per (subscription,
+        kind, ordering key) the earliest pending row, its head."""
+        heads: dict[tuple[str, Kind, str | None], int] = {}
         for row in pending:
             if row.ordering_key is not None:
-                heads[row.ordering_key] = min(heads.get(row.ordering_key, row.id), row.id)
-        return heads
+                key = row.key()
+                heads[key] = min(heads.get(key, row.id), row.id)
+        return [row for row in pending if row.ordering_key is None or heads[row.key()] == row.id]
 
     def _followers(self, head: _Row) -> list[_Row]:
         return sorted(

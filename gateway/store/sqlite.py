@@ -210,13 +210,14 @@ class SqliteStore(SqliteOps):
         return self._pending
 
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
-        # One MIN per (subscription, kind): each is a single probe of deliveries_due.
-        found = [
-            self._read("next_due", {"subscription": name, "kind": int(kind)})[0][0]
+        # One per (subscription, kind): a probe of deliveries_due (plus the keyed rows waiting
+        # behind their key's head, which are skipped).
+        due = [
+            row[0]
             for name in dict.fromkeys(subscriptions)
             for kind in Kind
+            for row in self._read("next_due", {"subscription": name, "kind": int(kind)})
         ]
-        due = [value for value in found if value is not None]
         return min(due) if due else None
 
     async def paused(self) -> Mapping[str, PausedOn]:

@@ -84,6 +84,15 @@ async def test_rows_behind_a_leased_head_are_not_due_before_its_lease_ends(store
     assert await store.next_due(["a"]) == 105.0
 
 
+async def test_rows_arriving_behind_a_leased_head_do_not_make_it_due(store: Store) -> None:
+    await store.append([keyed("a1", "A")], 100.0, WINDOW)
+    await store.lease("a", Kind.SINK, 50, 100.0, LEASE)
+    await store.append([keyed("a2", "A")], 105.0, WINDOW)  # after the head's lease parked any
+    assert await store.next_due(["a"]) == 100.0 + LEASE
+    await store.append([keyed("b1", "B")], 110.0, WINDOW)
+    assert await store.next_due(["a"]) == 110.0
+
+
 async def test_a_head_given_back_untried_keeps_its_place(store: Store) -> None:
     # The circuit breaker gives rows back due at their arrival: the order still holds.
     await store.append([keyed("a1", "A")], 100.0, WINDOW)

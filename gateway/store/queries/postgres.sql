@@ -154,13 +154,20 @@ SET lease = NULL, replica = NULL, attempts = attempts - 1, due_at = $2, updated_
 WHERE lease = $1 AND state = 0;
 
 -- name: next_due
--- One index probe per (subscription, kind).
+-- One index probe per (subscription, kind). A keyed row behind a pending row of its key waits
+-- for that one (CONTRACT 5 ordering) and is skipped, so it does not make the dispatcher poll.
 SELECT min(due.at)
 FROM unnest($1::text[]) AS s (name)
 CROSS JOIN (VALUES (0::smallint), (1::smallint)) AS k (kind)
 CROSS JOIN LATERAL (
-    SELECT min(d.due_at) AS at FROM deliveries AS d
+    SELECT d.due_at AS at FROM deliveries AS d
     WHERE d.subscription = s.name AND d.kind = k.kind AND d.state = 0
+      AND (d.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries AS h
+          WHERE h.subscription = s.name AND h.kind = k.kind
+            AND h.ordering_key = d.ordering_key AND h.state = 0 AND h.id < d.id))
+    ORDER BY d.due_at
+    LIMIT 1
 ) AS due;
 
 -- Finish (every update is fenced by the lease token) ----------------------------------------
@@ -195,9 +202,9 @@ changed AS (
         dl_sink = CASE WHEN o.action = 2 THEN o.sink ELSE d.dl_sink END
     FROM outcome AS o
     WHERE d.id = o.id AND d.lease = o.lease AND d.state = 0
-    RETURNING d.id, d.event_seq, d.subscription, d.kind, d.ordering_key, d.due_at, o.now, o.action,
-              o.tried, o.status, o.error, o.attempt, o.latency_ms, o.reason, o.dl_status,
-              o.dl_attempts, o.sink, o.notify
+    RETURNING d.id, d.event_seq, d.subscription, d.kind, d.ordering_key, d.due_at, o.now,
+              o.action, o.tried, o.status, o.error, o.attempt, o.latency_ms, o.reason,
+              o.dl_status, o.dl_attempts, o.sink, o.notify
 ),
 parked AS (
     -- Per-key ordering (CONTRACT 5): the rows behind a retried head wait for its retry (a hint).

@@ -120,8 +120,16 @@ WHERE id = (SELECT n.id FROM deliveries AS n JOIN deliveries AS h
   AND lease IS NULL AND attempts = 0 AND due_at > :now;
 
 -- name: next_due
-SELECT MIN(due_at) FROM deliveries
-WHERE subscription = :subscription AND kind = :kind AND state = 0;
+-- The earliest due_at of a row a lease could take: a keyed row behind a pending row of its key
+-- waits for that one (CONTRACT 5 ordering), so it does not make the dispatcher poll.
+SELECT d.due_at FROM deliveries AS d
+WHERE d.subscription = :subscription AND d.kind = :kind AND d.state = 0
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries AS h
+      WHERE h.subscription = d.subscription AND h.kind = d.kind
+        AND h.ordering_key = d.ordering_key AND h.state = 0 AND h.id < d.id))
+ORDER BY d.due_at
+LIMIT 1;
 
 -- Finish (every update is fenced by the lease token) ----------------------------------------
 

@@ -115,6 +115,9 @@ def _ordering(src: Source, value: Any, parts: Parts) -> str | None:
             f"{key!r} is not a CloudEvents attribute name (lower-case letters a-z and digits 0-9)",
         )
         return None
+    if key == "data":
+        src.report((*parts, "key"), "'data' is the event's payload, not an attribute")
+        return None
     return key
 
 

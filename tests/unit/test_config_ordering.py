@@ -40,6 +40,7 @@ def test_ordering_key_is_read_and_merged_over_the_defaults(deploy: Deployer) -> 
          "attribute name"),
         ("ordering: {key: partition_key}", "'partition_key' is not a CloudEvents attribute name"),
         ("ordering: {key: ''}", "ordering.key: must not be empty"),
+        ("ordering: {key: data}", "ordering.key: 'data' is the event's payload, not an attribute"),
         ("ordering: {key: 7}", "ordering.key: must be a string"),
         ("ordering: {}", "delivery.ordering: must name the attribute, like {key: partitionkey}"),
         ("ordering: partitionkey", "delivery.ordering: must be a mapping"),

@@ -11,6 +11,9 @@
                          counted from the start of the load to the last arrival once the
                          backlog has drained
   ingest_live_eps        events accepted per second during that phase (ingest while delivering)
+  ordered_fanout_eps     the same phase with `delivery.ordering: {key: partitionkey}` on the
+                         three subscriptions and events spread over 100 partitionkey values;
+                         ordered_fanout_ratio: it over fanout_eps of the same run
   fanout_cpu_us_per_event  the gateway's CPU time (user + system) in that phase per event
                          fanned out: steadier than rates on a shared machine
   fanout_latency_p50_ms / _p99_ms at 500 and 1,000 events/s offered (open loop) to 3
@@ -53,18 +56,20 @@ def generator() -> str:
     return "wrk" if shutil.which("wrk") else "loadgen.py"
 
 
-def closed_load(url: str, duration: float, prefix: str) -> dict[str, Any]:
-    """As many requests as answers come back on 32 connections: answered, accepted, seconds."""
+def closed_load(url: str, duration: float, prefix: str, keys: int = 0) -> dict[str, Any]:
+    """As many requests as answers come back on 32 connections: answered, accepted, seconds.
+    `keys`: the events carry a partitionkey among that many values."""
     if generator() == "wrk":
         out = subprocess.run(
             ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s", "-s", str(HERE / "post.lua"),
              url],
-            capture_output=True, text=True, check=True, env={**os.environ, "WRK_PREFIX": prefix},
+            capture_output=True, text=True, check=True,
+            env={**os.environ, "WRK_PREFIX": prefix, "WRK_KEYS": str(keys)},
         )
         run = json.loads(out.stdout.strip().splitlines()[-1])
         return {"answered": run["requests"], "accepted": run["requests"] - run["non2xx"],
                 "seconds": run["seconds"]}
-    run = load(url, duration, CONNECTIONS, prefix=prefix)
+    run = load(url, duration, CONNECTIONS, prefix=prefix, keys=keys)
     return {"answered": run["requests"], "accepted": run["statuses"].get("202", 0),
             "seconds": run["seconds"]}
 
@@ -105,9 +110,39 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def live(sub_url: str, paths: tuple[str, ...]) -> list[dict[str, Any]]:
+def live(sub_url: str, paths: tuple[str, ...], **delivery: Any) -> list[dict[str, Any]]:
     return [{"name": path, "sink": f"{sub_url}/{path}",
-             "delivery": {"max_in_flight": 64, "timeout": "10s"}} for path in paths]
+             "delivery": {"max_in_flight": 64, "timeout": "10s", **delivery}} for path in paths]
+
+
+def closed_fanout(gw: Any, url: str, sub_url: str, phase: float, prefix: str,
+                  keys: int = 0) -> dict[str, Any]:
+    """Load `url` for `phase` as fast as it answers, wait for the backlog to drain: accepted,
+    delivered (to every sink), seconds to the last arrival, the gateway's CPU seconds."""
+    reset(sub_url)
+    cpu = cpu_seconds(gw.pid)
+    started = time.time()
+    run = closed_load(url, phase, prefix, keys)
+    seen = drained(sub_url, SINKS, run["accepted"])
+    last = max(seen["paths"].get(p, {}).get("last", started) for p in SINKS)
+    return {
+        "accepted": run["accepted"], "seconds": run["seconds"],
+        "delivered": min(seen["paths"].get(p, {}).get("count", 0) for p in SINKS),
+        "elapsed": max(last - started, run["seconds"]), "drain": last - started - run["seconds"],
+        "cpu": None if cpu is None else (cpu_seconds(gw.pid) or cpu) - cpu,
+    }
+
+
+def ordered_fanout_phase(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
+    """`ordered_fanout_eps`: the fan-out phase with per-key ordering (CONTRACT 5) over 100
+    partitionkey values; at most one delivery per key and subscription is in flight."""
+    port = free_port()
+    subscriptions = live(sub_url, SINKS, ordering={"key": "partitionkey"})
+    with process(*gateway(work, "ordered", port, subscriptions)) as gw:
+        got = closed_fanout(gw, f"http://127.0.0.1:{port}/events", sub_url, phase, "go", 100)
+    return {"ordered_fanout_accepted": got["accepted"],
+            "ordered_fanout_delivered": got["delivered"],
+            "ordered_fanout_eps": round(got["delivered"] / got["elapsed"], 1)}
 
 
 def open_loop(sub_url: str, url: str, rate: float, duration: float, prefix: str,
@@ -180,6 +215,9 @@ def fanout_phases(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
                                   prefix, ("healthy",))
             result[figure] = round(percentile(latencies, 0.99), 1)
 
+    result.update(ordered_fanout_phase(phase, sub_url, work))
+    result["ordered_fanout_ratio"] = round(
+        result["ordered_fanout_eps"] / result["fanout_eps"], 3)
     result["fanout_ratio"] = round(result["fanout_eps"] / result["bare_fanout_eps"], 3)
     result["ingest_live_ratio"] = round(
         result["ingest_live_eps"] / result["bare_ingest_gen_rps"], 3)

@@ -19,12 +19,14 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 BODY_PAD = "x" * 760  # brings a structured order event to about 1 KB
+KEYS = 0  # --keys N: a partitionkey among N values, in turn (the ordered fan-out phase)
 _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 
 def event_body(seq: int, prefix: str) -> bytes:
+    key = f'"partitionkey":"k{seq % KEYS}",' if KEYS else ""
     return (
-        f'{{"specversion":"1.0","id":"{prefix}-{seq}","source":"/bench/shop",'
+        f'{{"specversion":"1.0",{key}"id":"{prefix}-{seq}","source":"/bench/shop",'
         '"type":"bench.order.created","datacontenttype":"application/json",'
         f'"time":"2026-01-01T00:00:00Z","benchts":"{time.time():.6f}",'
         f'"data":{{"order_id":"o-{seq}","customer":"c-1","amount":1299,"currency":"EUR",'
@@ -143,7 +145,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--prefix", default="e")
+    parser.add_argument("--keys", type=int, default=0)
     args = parser.parse_args()
+    global KEYS
+    KEYS = args.keys
     result = asyncio.run(run(args.url, args.concurrency, args.duration, args.rate, args.prefix))
     print(json.dumps(result))
 

@@ -112,9 +112,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def load(url: str, duration: float, concurrency: int = 32, rate: float = 0.0,
-         prefix: str = "e") -> dict[str, Any]:
+         prefix: str = "e", keys: int = 0) -> dict[str, Any]:
     args = [PY, str(HERE / "loadgen.py"), url, "--duration", str(duration),
-            "--concurrency", str(concurrency), "--prefix", prefix]
+            "--concurrency", str(concurrency), "--prefix", prefix, "--keys", str(keys)]
     if rate:
         args += ["--rate", str(rate)]
     out = subprocess.run(args, capture_output=True, text=True, check=True)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.admin import api as admin_api
 from gateway.admin.control import Control, Loader
-from gateway.config.model import Admin, Config
+from gateway.config.model import Admin, Config, ordering_attributes
 from gateway.config.sections import loopback
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.sender import Sender
@@ -64,7 +64,7 @@ def assemble(
     metrics.gauge(
         "gateway_deliveries_in_flight", "Delivery attempts in flight", lambda: dispatcher.in_flight
     )
-    router = Router(config.subscriptions)
+    router = Router(config.subscriptions, ordering_attributes(config.subscriptions))
     return Gateway(config, registry, store, dispatcher, sender, metrics, router, clock)
 
 

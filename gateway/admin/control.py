@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway import redact
 from gateway.admin.times import parse_time, rfc3339
-from gateway.config.model import Config, Subscription
+from gateway.config.model import Config, Subscription, ordering_attributes
 from gateway.diagnostics import Problem
 from gateway.errors import BadRequest, NotFound, StoreUnavailable
 from gateway.event import DataKind, Event
@@ -160,7 +160,7 @@ class Control:
             config = replace(
                 config, **{key: getattr(old, key) for key in (*RESTART_ONLY, "store")}
             )
-            router = Router(config.subscriptions)
+            router = Router(config.subscriptions, ordering_attributes(config.subscriptions))
             await self.gw.dispatcher.reconfigure(config.subscriptions)
             # Requests that began before this line finish with the old config.
             self._ingest.config, self._ingest.registry, self._ingest.router = (

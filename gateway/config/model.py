@@ -5,7 +5,7 @@ Durations are float seconds. Nothing outside `gateway.config` reads YAML or the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -72,6 +72,7 @@ class Delivery:
     rate_limit: float | None = None  # requests per second to the sink (CONTRACT 5)
     handshake: bool = False  # CE webhook 4 validation before delivering (CONTRACT 5)
     batch: Batch = field(default_factory=Batch)  # read only with mode: batch
+    ordering: str | None = None  # the attribute whose value orders deliveries (CONTRACT 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +220,9 @@ class Config:
             if sub.name == name:
                 return sub
         return None
+
+
+def ordering_attributes(subscriptions: Iterable[Subscription]) -> dict[str, str]:
+    """Per-key ordering (CONTRACT 5): ordered subscription -> its key attribute (what the
+    router stamps on each row; empty: nothing is ordered)."""
+    return {sub.name: sub.delivery.ordering for sub in subscriptions if sub.delivery.ordering}

@@ -211,6 +211,20 @@ BATCH = Section(
     nullable=True,
 )
 
+# CONTRACT 5, ordering: per-key FIFO; the key is a CloudEvents attribute name.
+ORDERING = Section(
+    {
+        "key": Text(
+            "the attribute whose value is the key (partitionkey, subject, source, an extension); "
+            "events without it are unordered",
+            ATTRIBUTE_NAME,
+        ),
+    },
+    "per-key FIFO: for one key, an event is not attempted before the one before it is "
+    "delivered or dead-lettered",
+    required=("key",),
+)
+
 DELIVERY = Section(
     {
         "mode": Choice(
@@ -235,6 +249,7 @@ DELIVERY = Section(
             "before the first delivery and after a sink change; honours WebHook-Allowed-Rate; "
             "http(s) sinks only"
         ),
+        "ordering": ORDERING,
     },
     "how events are delivered to the sink",
     nullable=True,

@@ -75,6 +75,10 @@ def read_layer(src: Source, value: Any, parts: Parts) -> Layer:
             delivery["handshake"] = raw["handshake"]
         else:
             src.report((*parts, "handshake"), "must be true or false")
+    if "ordering" in raw:
+        attribute = _ordering(src, raw["ordering"], (*parts, "ordering"))
+        if attribute is not None:
+            delivery["ordering"] = attribute
     retry = _retry(src, raw["retry"], (*parts, "retry")) if "retry" in raw else {}
     batch = _batch(src, raw["batch"], (*parts, "batch")) if "batch" in raw else None
     return Layer(delivery, retry, batch)
@@ -98,6 +102,32 @@ def _rate(src: Source, value: Any, parts: Parts) -> float | None:
         src.report(parts, "must be more than 0")
         return None
     return rate
+
+
+_ATTRIBUTE = re.compile(spec.ATTRIBUTE_NAME)
+
+
+def _ordering(src: Source, value: Any, parts: Parts) -> str | None:
+    """`{key: <attribute>}`: the key must be a CloudEvents attribute name (CE 1.0, "Attribute
+    Naming Convention": lower-case a-z and digits 0-9)."""
+    raw = f.section(src, value, parts, spec.keys(spec.ORDERING)) if value is not None else None
+    if raw is None or "key" not in raw:
+        if value is None or isinstance(value, dict):
+            src.report(parts, "must name the attribute, like {key: partitionkey}")
+        return None
+    key = f.string(src, raw["key"], (*parts, "key"))
+    if key is None:
+        return None
+    if not _ATTRIBUTE.fullmatch(key):
+        src.report(
+            (*parts, "key"),
+            f"{key!r} is not a CloudEvents attribute name (lower-case letters a-z and digits 0-9)",
+        )
+        return None
+    if key == "data":
+        src.report((*parts, "key"), "'data' is the event's payload, not an attribute")
+        return None
+    return key
 
 
 def _breaker(src: Source, value: Any, parts: Parts) -> Any:
@@ -203,13 +233,20 @@ def merge(defaults: Layer, own: Layer) -> Delivery:
 
 
 def check_batch(src: Source, parts: Parts, sink: str, delivery: Delivery, own: Layer) -> None:
-    """Batch delivery is solicited (CE HTTP binding 3.3): `batch` needs `mode: batch`; and
-    only HTTP has a batched mode (the NATS, AMQP and MQTT bindings define none)."""
+    """Batch delivery is solicited (CE HTTP binding 3.3): `batch` needs `mode: batch`; only
+    HTTP has a batched mode (the NATS, AMQP and MQTT bindings define none); per-key ordering is
+    not combined with it."""
     at: Parts = (*parts, "delivery")
     if delivery.mode is not Mode.BATCH:
         if own.batch is not None:
             src.report((*at, "batch"), "batch settings need 'mode: batch'")
         return
+    if delivery.ordering is not None:
+        src.report(
+            (*at, "ordering") if "ordering" in own.delivery else (*at, "mode"),
+            "ordering is not available with mode: batch (a batch would have to hold each key's "
+            "head and the events behind it together); use binary or structured mode",
+        )
     if sinkurl.is_broker(sink):
         scheme = sink.split(":", 1)[0]
         src.report(

@@ -37,6 +37,7 @@ from gateway.ingest.problems import SENDER
 from gateway.ingest.producers import authenticate, authorize, peer_common_name, stamp
 from gateway.ops.logs import Throttled
 from gateway.redact import clip
+from gateway.routing import ordering
 from gateway.store.base import NewEvent
 
 log = logging.getLogger("gateway.ingest")
@@ -197,7 +198,8 @@ async def accept(
         subscriptions = gw.router.route(event)
         if not subscriptions:
             _unmatched(gw, event)
-        routed.append(NewEvent(event, subscriptions, producer=producer))
+        keys = ordering.keys(gw.router.ordering, event, subscriptions)  # CONTRACT 5
+        routed.append(NewEvent(event, subscriptions, keys, producer=producer))
     config = gw.config
     duplicates = await gw.store.append(routed, gw.clock(), config.dedupe_window)
     fresh = sum(1 for d in duplicates if not d)

@@ -7,7 +7,7 @@ decides each candidate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from gateway.event import Event
 from gateway.routing.filters import Selector, match
@@ -18,8 +18,12 @@ REMEMBERED_TYPES = 1024
 
 
 class Router:
-    def __init__(self, selectors: Iterable[Selector]) -> None:
+    def __init__(
+        self, selectors: Iterable[Selector], ordering: Mapping[str, str] | None = None
+    ) -> None:
         self._selectors = tuple(selectors)
+        # Per-key ordering (CONTRACT 5): ordered subscription -> its key attribute.
+        self.ordering: Mapping[str, str] = ordering or {}
         self._candidates: dict[object, tuple[Selector, ...]] = {}
 
     def route(self, event: Event) -> tuple[str, ...]:

@@ -63,8 +63,20 @@ class NewEvent:
 
     event: Event
     subscriptions: tuple[str, ...]
-    ordering_key: str | None = None  # reserved for per-key ordered delivery
+    # Per-key ordering (CONTRACT 5): the `ordering_key` of each subscription's row, in the
+    # order of `subscriptions`; None when no row is ordered (`gateway.routing.ordering`).
+    ordering_keys: tuple[str | None, ...] | None = None
     producer: str | None = None  # the authenticated producer that published it
+
+    def rows(self) -> dict[str, str | None]:
+        """Subscription -> its row's ordering key, each subscription once."""
+        keys = self.ordering_keys
+        if keys is None:
+            return dict.fromkeys(self.subscriptions)
+        rows: dict[str, str | None] = {}
+        for name, key in zip(self.subscriptions, keys, strict=True):
+            rows.setdefault(name, key)
+        return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,7 @@ class Leased:
     received_at: float
     dead_letter: DeadLetterInfo | None = None
     batch: int | None = None  # batch delivery: the group the row is sent with (`lease_batch`)
+    ordering_key: str | None = None  # per-key ordering (CONTRACT 5); None: unordered
 
 
 @dataclass(frozen=True, slots=True)

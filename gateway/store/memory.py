@@ -38,6 +38,7 @@ from gateway.store.base import (
 from gateway.store.buckets import Buckets
 from gateway.store.memory_batch import MemoryBatches
 from gateway.store.memory_ops import MemoryOps
+from gateway.store.memory_order import MemoryOrdering
 from gateway.store.ops import ReplicaState
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
@@ -78,6 +79,10 @@ class _Row:
     finished_at: float | None = None
     batch: int | None = None  # batch delivery: its group (migration 8 of the SQL stores)
 
+    def key(self) -> tuple[str, Kind, str | None]:
+        """What per-key ordering (CONTRACT 5) orders within."""
+        return (self.subscription, self.kind, self.ordering_key)
+
 
 @dataclass(frozen=True, slots=True)
 class LoggedAttempt:
@@ -89,7 +94,7 @@ class LoggedAttempt:
     result: Attempt
 
 
-class MemoryStore(MemoryOps, MemoryBatches):
+class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
     """`Store` in dicts. `attempts` is the attempts log, for tests to read."""
 
     def __init__(self) -> None:
@@ -174,17 +179,8 @@ class MemoryStore(MemoryOps, MemoryBatches):
                 event.source, event.id, attrs, event.data, event.kind, now, item.producer
             )
             rows.extend(
-                _Row(
-                    next(self._ids),
-                    seq,
-                    name,
-                    Kind.SINK,
-                    now,
-                    now,
-                    now,
-                    ordering_key=item.ordering_key,
-                )
-                for name in dict.fromkeys(item.subscriptions)
+                _Row(next(self._ids), seq, name, Kind.SINK, now, now, now, ordering_key=key)
+                for name, key in item.rows().items()
             )
             duplicates.append(False)
         self._dedupe.update(seen)
@@ -201,13 +197,13 @@ class MemoryStore(MemoryOps, MemoryBatches):
         held = self._breakers.get(subscription)
         if kind == Kind.SINK and held is not None and held.until > now:
             return []  # a stored open breaker holds SINK rows (as the SQL stores do)
-        due = sorted(
-            (row.due_at, row.id)
+        pending = [
+            row
             for row in self._rows.values()
-            if row.subscription == subscription
-            and row.kind == kind
-            and row.state is State.PENDING
-            and row.due_at <= now
+            if row.subscription == subscription and row.kind == kind and row.state is State.PENDING
+        ]
+        due = sorted(
+            (row.due_at, row.id) for row in self._leasable(pending) if row.due_at <= now
         )[: max(limit, 0)]
         token = next(self._tokens)
         leased: list[Leased] = []
@@ -232,8 +228,11 @@ class MemoryStore(MemoryOps, MemoryBatches):
                     event=stored.event(),
                     received_at=stored.received_at,
                     dead_letter=row.dead if row.kind is Kind.DEAD_LETTER else None,
+                    ordering_key=row.ordering_key,
                 )
             )
+            if row.ordering_key is not None:  # the rows behind it wait for the lease to end
+                self._park(row, now + lease_for, now)
         return leased
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
@@ -255,8 +254,12 @@ class MemoryStore(MemoryOps, MemoryBatches):
             self._put(row, state=State.DELIVERED, finished_at=now, **common)
         elif isinstance(outcome, Retry):
             self._put(row, due_at=outcome.due_at, **common)
+            if row.ordering_key is not None:  # CONTRACT 5: the key waits for the retry
+                self._park(row, outcome.due_at, outcome.due_at)
         else:
             self._kill(row, outcome, now, common)
+        if row.ordering_key is not None and not isinstance(outcome, Retry):
+            self._unpark_next(row, now)
         if attempt is not None:
             self.attempts.append(LoggedAttempt(row.id, leased.attempt, now, attempt))
 
@@ -271,19 +274,19 @@ class MemoryStore(MemoryOps, MemoryBatches):
                 now,
                 now,
                 now,
-                ordering_key=row.ordering_key,
-                dead=outcome.info,
+                dead=outcome.info,  # notices are never ordered
             )
             self._rows[notice.id] = notice
 
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
         self._check()
         names = set(subscriptions)
-        due = [
-            row.due_at
+        pending = [
+            row
             for row in self._rows.values()
             if row.state is State.PENDING and row.subscription in names
         ]
+        due = [row.due_at for row in self._leasable(pending)]
         return min(due) if due else None
 
     async def pending(self) -> int:

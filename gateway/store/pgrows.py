@@ -42,11 +42,13 @@ class Stored:
     kind: int
     producer: str | None
     subscriptions: tuple[str, ...]
-    ordering_key: str | None
+    ordering_keys: tuple[str | None, ...] | None  # per subscription; None: none is ordered
 
     @classmethod
     def of(cls, item: NewEvent) -> Stored:
         event = item.event
+        rows = item.rows()
+        keys = tuple(rows.values()) if item.ordering_keys is not None else None
         return cls(
             source=event.source,
             id=event.id,
@@ -55,8 +57,8 @@ class Stored:
             data=event.data,
             kind=int(event.kind),
             producer=item.producer,
-            subscriptions=tuple(dict.fromkeys(item.subscriptions)),
-            ordering_key=item.ordering_key,
+            subscriptions=tuple(rows),
+            ordering_keys=keys,
         )
 
 
@@ -106,11 +108,26 @@ def append_args(calls: Sequence[AppendCall], slots: Sequence[Slot]) -> list[list
             (kind, event.kind), (producer, event.producer),
         ):
             column.append(value)
-        for name in event.subscriptions:
+        keys = event.ordering_keys or (None,) * len(event.subscriptions)
+        for name, key in zip(event.subscriptions, keys, strict=True):
             row_event.append(index)
             row_sub.append(name)
-            row_key.append(event.ordering_key)
+            row_key.append(key)
     return columns
+
+
+def ordered_keys(calls: Sequence[AppendCall]) -> tuple[list[str], list[str]]:
+    """The (subscription, ordering key) pairs the appends write rows of (CONTRACT 5), as the
+    two arrays of the order_lock statement."""
+    pairs = {
+        (name, key)
+        for call in calls
+        for event in call.events
+        if event.ordering_keys is not None
+        for name, key in zip(event.subscriptions, event.ordering_keys, strict=True)
+        if key is not None
+    }
+    return [name for name, _ in pairs], [key for _, key in pairs]
 
 
 def finish_args(calls: Sequence[FinishCall]) -> list[list[object]]:
@@ -140,8 +157,8 @@ def _outcome(outcome: Outcome, now: float) -> tuple[object, ...]:
 
 def leased(row: Record, subscription: str, kind: Kind, token: int) -> Leased:
     """A row of the lease statement; its attempts are already counted."""
-    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = (
-        row[i] for i in range(10)
+    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received, key = (
+        row[i] for i in range(11)
     )
     info = None
     if kind is Kind.DEAD_LETTER and reason is not None:
@@ -155,6 +172,7 @@ def leased(row: Record, subscription: str, kind: Kind, token: int) -> Leased:
         event=stored_event(attrs, data, data_kind),
         received_at=received,
         dead_letter=info,
+        ordering_key=key,
     )
 
 

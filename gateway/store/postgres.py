@@ -70,6 +70,7 @@ PENDING_TTL = 1.0  # seconds a counted backlog is trusted (plus this replica's o
 PURGE_CHUNK = 500  # events (or dedupe keys) per purge transaction
 PURGE_LOCK = 0x70757267  # first key of the purge's advisory lock ("purg")
 REPLICA_LOCK = 0x7265706C  # first key of the replica identity's advisory lock ("repl")
+ORDER_LOCK = 0x6F726472  # first key of the per-key ordering advisory locks ("ordr")
 READY_DEADLINE = 2.0  # seconds /readyz waits for the write path (at most `timeout`)
 CLOSE_GRACE = 5.0
 class PostgresStore(PostgresOps, PostgresBatches):
@@ -384,6 +385,9 @@ class PostgresStore(PostgresOps, PostgresBatches):
         self, conn: Connection, calls: Sequence[AppendCall]
     ) -> list[Done[list[bool]]]:
         stored: set[tuple[int, int]] = set()
+        names, keys = pgrows.ordered_keys(calls)
+        if names:  # CONTRACT 5 ordering: rows of one key get ids in commit order
+            await conn.execute(self._q["order_lock"], ORDER_LOCK, names, keys)
         for window, slots in pgrows.rounds(calls):
             args = pgrows.append_args(calls, slots)
             row = await conn.fetchrow(self._q["append"], window, *args, CHANNEL, self._schema)

@@ -46,7 +46,7 @@ class PostgresBatches:
             if await conn.fetchval(self._q["batch_group_due"], subscription, now) is not None:
                 return True
             fresh = await conn.fetch(self._q["batch_fresh_rows"], subscription, now, limit)
-            return grouping.ready([row[10] for row in fresh], limit, now, linger)
+            return grouping.ready([row[11] for row in fresh], limit, now, linger)
 
         if not await self._run(peek):
             return []
@@ -81,7 +81,7 @@ class PostgresBatches:
             rows = list(await conn.fetch(self._q["batch_group_rows"], name, group))
         else:
             fresh = list(await conn.fetch(self._q["batch_fresh_rows"], name, now, limit))
-            if not grouping.ready([row[10] for row in fresh], limit, now, linger):
+            if not grouping.ready([row[11] for row in fresh], limit, now, linger):
                 return []
             events = [_leased(row, name, token, 0).event for row in fresh]
             rows = sorted(fresh[: grouping.take(events, fits)], key=lambda row: int(row[0]))

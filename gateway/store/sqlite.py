@@ -212,13 +212,14 @@ class SqliteStore(SqliteOps, SqliteBatches):
         return self._pending
 
     async def next_due(self, subscriptions: Sequence[str]) -> float | None:
-        # One MIN per (subscription, kind): each is a single probe of deliveries_due.
-        found = [
-            self._read("next_due", {"subscription": name, "kind": int(kind)})[0][0]
+        # One per (subscription, kind): a probe of deliveries_due (plus the keyed rows waiting
+        # behind their key's head, which are skipped).
+        due = [
+            row[0]
             for name in dict.fromkeys(subscriptions)
             for kind in Kind
+            for row in self._read("next_due", {"subscription": name, "kind": int(kind)})
         ]
-        due = [value for value in found if value is not None]
         return min(due) if due else None
 
     async def paused(self) -> Mapping[str, PausedOn]:
@@ -275,17 +276,12 @@ class SqliteStore(SqliteOps, SqliteBatches):
                 "producer": item.producer,
             }
             seq = conn.execute(self._q["event_insert"], row).lastrowid
-            names = dict.fromkeys(item.subscriptions)
+            names = item.rows()
             conn.executemany(
                 self._q["delivery_insert"],
                 [
-                    {
-                        "seq": seq,
-                        "subscription": name,
-                        "ordering_key": item.ordering_key,
-                        "now": now,
-                    }
-                    for name in names
+                    {"seq": seq, "subscription": name, "ordering_key": key, "now": now}
+                    for name, key in names.items()
                 ],
             )
             added += len(names)
@@ -318,6 +314,14 @@ class SqliteStore(SqliteOps, SqliteBatches):
             for row in rows
         ]
         conn.executemany(self._q["lease_mark"], marks)
+        # CONTRACT 5 ordering: the rows behind each keyed head wait for its lease to end.
+        park = [
+            {"id": row[0], "due_at": until, "upto": params["now"]}
+            for row in rows
+            if row[10] is not None
+        ]
+        if park:
+            conn.executemany(self._q["park_followers"], park)
         return [_leased(row, params["subscription"], kind, token) for row in rows], 0
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
@@ -347,6 +351,9 @@ class SqliteStore(SqliteOps, SqliteBatches):
         elif isinstance(outcome, Retry):
             params["due_at"] = outcome.due_at
             changed = conn.execute(self._q["finish_retry"], params).rowcount
+            if changed and row.ordering_key is not None:  # CONTRACT 5: the key waits too
+                park = {"id": row.id, "due_at": outcome.due_at, "upto": outcome.due_at}
+                conn.execute(self._q["park_followers"], park)
         else:
             info = outcome.info
             params.update(
@@ -356,6 +363,9 @@ class SqliteStore(SqliteOps, SqliteBatches):
             delta = -changed
             if changed and outcome.notify_sink:
                 delta += conn.execute(self._q["dead_letter_insert"], params).rowcount
+        if changed and row.ordering_key is not None and not isinstance(outcome, Retry):
+            # CONTRACT 5 ordering: the head ended; the key's next row is due
+            conn.execute(self._q["unpark_next"], {"id": row.id, "now": now})
         if changed and attempt is not None:
             log = {**params, "attempt": row.attempt, "latency_ms": attempt.latency_ms}
             conn.execute(self._q["attempt_log"], log)
@@ -460,7 +470,7 @@ def _lock(path: str) -> int | None:
 
 
 def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Leased:
-    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row
+    ident, attempts, reason, status, dl_attempts, sink, attrs, data, data_kind, received = row[:10]
     info = None
     if kind is Kind.DEAD_LETTER and reason is not None:
         info = DeadLetterInfo(reason, status, dl_attempts or 0, sink)
@@ -473,4 +483,5 @@ def _leased(row: Sequence[Any], subscription: str, kind: Kind, token: int) -> Le
         event=stored_event(attrs, data, data_kind),
         received_at=received,
         dead_letter=info,
+        ordering_key=row[10],
     )

@@ -66,6 +66,8 @@ def test_sizes(text: str, size: int) -> None:
          ":6: subscriptions[0].delivery.batch.max_bytes: must be <= 67108864"),
         ("mode: batch\nbatch: {linger: 2m}", "https://x.test/",
          ":6: subscriptions[0].delivery.batch.linger: must be at most 60s"),
+        ("mode: batch\nordering: {key: subject}", "https://x.test/",
+         ":6: subscriptions[0].delivery.ordering: ordering is not available with mode: batch"),
         ("mode: batch\nbatch: {max_event: 3}", "https://x.test/",
          ":6: subscriptions[0].delivery.batch.max_event: unknown key 'max_event'"),
     ],

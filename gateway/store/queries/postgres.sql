@@ -40,6 +40,17 @@ SELECT count(*) FROM deliveries WHERE state = 0;
 
 -- Append --------------------------------------------------------------------------------------
 
+-- name: order_lock
+-- Per-key ordering (CONTRACT 5): held until commit by an append that writes rows of these
+-- (subscription $2, key $3) pairs, so that a concurrent append of the same key (another
+-- replica) draws its row ids after this one commits: within a key, ids follow commit order, and
+-- a lease never finds a key's head missing because it was not committed yet. Taken in one
+-- order (sorted) so that two appends cannot deadlock; $1 the lock class.
+SELECT count(pg_advisory_xact_lock($1, sorted.h))
+FROM (SELECT DISTINCT hashtext(current_schema() || '/' || s || '/' || k) AS h
+      FROM unnest($2::text[], $3::text[]) AS t (s, k)
+      ORDER BY h OFFSET 0) AS sorted;
+
 -- name: append
 -- Events in which no (source, id) repeats. $1 the dedupe window in seconds; per event: $2
 -- ordinal, $3 now, $4 source, $5 id, $6 type, $7 attrs, $8 data, $9 kind, $10 producer; per
@@ -94,11 +105,23 @@ SELECT (SELECT array_agg(ordinal) FROM fresh) AS stored,
 -- twice; a row leased and committed meanwhile fails the due_at test when it is re-checked.
 -- A breaker another replica opened (and stored) holds SINK rows here at once, before this
 -- replica's next read of the breakers table: the rows it gives back are never re-leased early.
+--
+-- Per-key ordering (CONTRACT 5): a keyed row is taken only as the head of its key (no earlier
+-- pending row: one probe of deliveries_ordering). Two replicas never hold two rows of one key:
+-- both see the same head (ids of a key follow commit order, see order_lock) and SKIP LOCKED
+-- gives it to one; the other sees the head PENDING in its snapshot, so the next row is not a
+-- head for it, and a head leased and committed meanwhile fails the due_at re-check. `parked`
+-- makes the rows behind a leased head due at its lease's end (a hint for leases and next_due;
+-- the head test is what orders).
 WITH due AS (
-    SELECT id, due_at FROM deliveries
+    SELECT id, due_at, ordering_key FROM deliveries AS d
     WHERE subscription = $1 AND kind = $2 AND state = 0 AND due_at <= $3
       AND NOT ($2 = 0 AND EXISTS (
           SELECT 1 FROM breakers AS b WHERE b.subscription = $1 AND b.until > $3))
+      AND (ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries AS h
+          WHERE h.subscription = $1 AND h.kind = $2 AND h.ordering_key = d.ordering_key
+            AND h.state = 0 AND h.id < d.id))
     ORDER BY due_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -109,10 +132,18 @@ marked AS (
     FROM due
     WHERE d.id = due.id
     RETURNING d.id, d.event_seq, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-              due.due_at AS was_due
+              due.due_at AS was_due, d.ordering_key
+),
+parked AS (
+    UPDATE deliveries AS f
+    SET due_at = $6
+    FROM due
+    WHERE due.ordering_key IS NOT NULL
+      AND f.subscription = $1 AND f.kind = $2 AND f.ordering_key = due.ordering_key
+      AND f.state = 0 AND f.id > due.id AND f.lease IS NULL AND f.due_at <= $3
 )
 SELECT m.id, m.attempts, m.dl_reason, m.dl_status, m.dl_attempts, m.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at
+       e.attrs, e.data, e.kind, e.received_at, m.ordering_key
 FROM marked AS m JOIN events AS e ON e.seq = m.event_seq
 ORDER BY m.was_due, m.id;
 
@@ -123,13 +154,20 @@ SET lease = NULL, replica = NULL, attempts = attempts - 1, due_at = $2, updated_
 WHERE lease = $1 AND state = 0;
 
 -- name: next_due
--- One index probe per (subscription, kind).
+-- One index probe per (subscription, kind). A keyed row behind a pending row of its key waits
+-- for that one (CONTRACT 5 ordering) and is skipped, so it does not make the dispatcher poll.
 SELECT min(due.at)
 FROM unnest($1::text[]) AS s (name)
 CROSS JOIN (VALUES (0::smallint), (1::smallint)) AS k (kind)
 CROSS JOIN LATERAL (
-    SELECT min(d.due_at) AS at FROM deliveries AS d
+    SELECT d.due_at AS at FROM deliveries AS d
     WHERE d.subscription = s.name AND d.kind = k.kind AND d.state = 0
+      AND (d.ordering_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries AS h
+          WHERE h.subscription = s.name AND h.kind = k.kind
+            AND h.ordering_key = d.ordering_key AND h.state = 0 AND h.id < d.id))
+    ORDER BY d.due_at
+    LIMIT 1
 ) AS due;
 
 -- Finish (every update is fenced by the lease token) ----------------------------------------
@@ -164,15 +202,37 @@ changed AS (
         dl_sink = CASE WHEN o.action = 2 THEN o.sink ELSE d.dl_sink END
     FROM outcome AS o
     WHERE d.id = o.id AND d.lease = o.lease AND d.state = 0
-    RETURNING d.id, d.event_seq, d.subscription, d.kind, d.ordering_key, o.now, o.action,
-              o.tried, o.status, o.error, o.attempt, o.latency_ms, o.reason, o.dl_status,
-              o.dl_attempts, o.sink, o.notify
+    RETURNING d.id, d.event_seq, d.subscription, d.kind, d.ordering_key, d.due_at, o.now,
+              o.action, o.tried, o.status, o.error, o.attempt, o.latency_ms, o.reason,
+              o.dl_status, o.dl_attempts, o.sink, o.notify
+),
+parked AS (
+    -- Per-key ordering (CONTRACT 5): the rows behind a retried head wait for its retry (a hint).
+    UPDATE deliveries AS f
+    SET due_at = c.due_at
+    FROM changed AS c
+    WHERE c.action = 1 AND c.ordering_key IS NOT NULL
+      AND f.subscription = c.subscription AND f.kind = c.kind
+      AND f.ordering_key = c.ordering_key AND f.state = 0 AND f.id > c.id
+      AND f.lease IS NULL AND f.due_at <= c.due_at
+),
+unparked AS (
+    -- ... and a head that ended makes its key's next row (never attempted) due now.
+    UPDATE deliveries AS n
+    SET due_at = c.now
+    FROM changed AS c
+    WHERE c.action <> 1 AND c.ordering_key IS NOT NULL
+      AND n.id = (SELECT min(x.id) FROM deliveries AS x
+                  WHERE x.subscription = c.subscription AND x.kind = c.kind
+                    AND x.ordering_key = c.ordering_key AND x.state = 0 AND x.id > c.id)
+      AND n.lease IS NULL AND n.attempts = 0 AND n.due_at > c.now
 ),
 notices AS (
-    -- The notice for a dead SINK row; a dead notice spawns none (kind = 0).
+    -- The notice for a dead SINK row; a dead notice spawns none (kind = 0). Notices are never
+    -- ordered (CONTRACT 5 orders the sink's deliveries).
     INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
                             dl_reason, dl_status, dl_attempts, dl_sink, created_at, updated_at)
-    SELECT event_seq, subscription, 1, 0, 0, now, ordering_key,
+    SELECT event_seq, subscription, 1, 0, 0, now, NULL,
            reason, dl_status, dl_attempts, sink, now, now
     FROM changed WHERE action = 2 AND notify AND kind = 0
     ORDER BY id

@@ -19,7 +19,7 @@ LIMIT 1;
 -- name: batch_group_rows
 -- $1 subscription, $2 the group.
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at
+       e.attrs, e.data, e.kind, e.received_at, d.ordering_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = $1 AND d.kind = 0 AND d.state = 0 AND d.batch = $2
 ORDER BY d.id;
@@ -28,7 +28,7 @@ ORDER BY d.id;
 -- Ungrouped due rows ($1 subscription, $2 now, $3 limit), oldest due first; the last column is
 -- due_at (for the linger).
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at, d.due_at
+       e.attrs, e.data, e.kind, e.received_at, d.ordering_key, d.due_at
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = $1 AND d.kind = 0 AND d.state = 0 AND d.batch IS NULL AND d.due_at <= $2
   AND NOT EXISTS (SELECT 1 FROM breakers AS b WHERE b.subscription = $1 AND b.until > $2)

@@ -79,11 +79,17 @@ LIMIT 1;
 -- name: lease_due
 -- An open breaker in the file (another worker process's) holds SINK rows (CONTRACT 5).
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at
+       e.attrs, e.data, e.kind, e.received_at, d.ordering_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = :subscription AND d.kind = :kind AND d.state = 0 AND d.due_at <= :now
   AND NOT (:kind = 0 AND EXISTS (
       SELECT 1 FROM breakers AS b WHERE b.subscription = :subscription AND b.until > :now))
+  -- Per-key ordering (CONTRACT 5): only the head of a key; an earlier pending row (in flight
+  -- or waiting for its retry) holds the rest back. One probe of deliveries_ordering each.
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries AS h
+      WHERE h.subscription = d.subscription AND h.kind = d.kind
+        AND h.ordering_key = d.ordering_key AND h.state = 0 AND h.id < d.id))
 ORDER BY d.due_at, d.id
 LIMIT :limit;
 
@@ -93,9 +99,37 @@ SET attempts = attempts + 1, lease = :lease, due_at = :until, updated_at = :now,
     replica = :replica
 WHERE id = :id;
 
+-- name: park_followers
+-- Per-key ordering: the rows waiting behind a keyed head (:id) are not due before :due_at (the
+-- head's lease expiry or retry), so leases and next_due do not keep finding rows they cannot
+-- take. Only a hint: the head test in lease_due is what orders.
+UPDATE deliveries AS f SET due_at = :due_at
+FROM (SELECT subscription, kind, ordering_key FROM deliveries
+      WHERE id = :id AND ordering_key IS NOT NULL) AS h
+WHERE f.subscription = h.subscription AND f.kind = h.kind AND f.ordering_key = h.ordering_key
+  AND f.state = 0 AND f.id > :id AND f.lease IS NULL AND f.due_at <= :upto;
+
+-- name: unpark_next
+-- The head :id ended: the next row of its key, never attempted and parked, is due now.
+UPDATE deliveries SET due_at = :now
+WHERE id = (SELECT n.id FROM deliveries AS n JOIN deliveries AS h
+              ON n.subscription = h.subscription AND n.kind = h.kind
+             AND n.ordering_key = h.ordering_key
+            WHERE h.id = :id AND n.state = 0 AND n.id > :id
+            ORDER BY n.id LIMIT 1)
+  AND lease IS NULL AND attempts = 0 AND due_at > :now;
+
 -- name: next_due
-SELECT MIN(due_at) FROM deliveries
-WHERE subscription = :subscription AND kind = :kind AND state = 0;
+-- The earliest due_at of a row a lease could take: a keyed row behind a pending row of its key
+-- waits for that one (CONTRACT 5 ordering), so it does not make the dispatcher poll.
+SELECT d.due_at FROM deliveries AS d
+WHERE d.subscription = :subscription AND d.kind = :kind AND d.state = 0
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries AS h
+      WHERE h.subscription = d.subscription AND h.kind = d.kind
+        AND h.ordering_key = d.ordering_key AND h.state = 0 AND h.id < d.id))
+ORDER BY d.due_at
+LIMIT 1;
 
 -- Finish (every update is fenced by the lease token) ----------------------------------------
 
@@ -123,10 +157,11 @@ SET state = 2, lease = NULL, finished_at = :now, updated_at = :now,
 WHERE id = :id AND lease = :lease AND state = 0;
 
 -- name: dead_letter_insert
--- The notice for a dead SINK row; a dead notice spawns none (kind = 0).
+-- The notice for a dead SINK row; a dead notice spawns none (kind = 0). Notices are never
+-- ordered (CONTRACT 5 orders the sink's deliveries).
 INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
                         dl_reason, dl_status, dl_attempts, dl_sink, created_at, updated_at)
-SELECT event_seq, subscription, 1, 0, 0, :now, ordering_key,
+SELECT event_seq, subscription, 1, 0, 0, :now, NULL,
        dl_reason, dl_status, dl_attempts, dl_sink, :now, :now
 FROM deliveries WHERE id = :id AND kind = 0;
 

@@ -13,7 +13,7 @@ LIMIT 1;
 
 -- name: batch_group_rows
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at
+       e.attrs, e.data, e.kind, e.received_at, d.ordering_key
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = :subscription AND d.kind = 0 AND d.state = 0 AND d.batch = :batch
 ORDER BY d.id;
@@ -21,7 +21,7 @@ ORDER BY d.id;
 -- name: batch_fresh_rows
 -- Ungrouped due rows, oldest due first; the last column is due_at (for the linger).
 SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
-       e.attrs, e.data, e.kind, e.received_at, d.due_at
+       e.attrs, e.data, e.kind, e.received_at, d.ordering_key, d.due_at
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = :subscription AND d.kind = 0 AND d.state = 0 AND d.batch IS NULL
   AND d.due_at <= :now

@@ -276,6 +276,12 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
     if worker is not None:
         config = dataclasses.replace(config, store_url=for_worker(config.store_url, worker))
 
+    # Before anything listens: a stop asked for during startup is a clean stop once started.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the config is being loaded anyway
     gw = assemble(config, registry)
     app = build(gw)
     control = operate(gw, app, load_all)
@@ -306,10 +312,6 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
                                      reuse_address=True)  # fmt: skip
             await admin_site.start()
             log.info("admin API listening on %s", admin_site.name)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, control.reload_soon)  # CONTRACT 6: reload
         await stop.wait()
         log.info("stopping: no new requests; draining in-flight deliveries")

@@ -119,7 +119,9 @@ class Supervisor:
                 proc.kill()
                 codes.append(proc.wait())
         log.info("stopped")
-        return 0 if all(code == 0 for code in codes) else 1
+        # A worker still starting (before its own handlers, so before it listened) dies of the
+        # SIGTERM itself: it had accepted nothing, so that is a clean stop too.
+        return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
 
 def command(config: str, verbose: bool) -> list[str]:

@@ -13,10 +13,11 @@ own (its dead letter is one structured event). The breaker sees one outcome per 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.config.model import Mode, Subscription
 from gateway.delivery import render, retry
+from gateway.delivery.attempts import Gone
 from gateway.delivery.breakers import Breakers
 from gateway.delivery.ratelimit import Rates
 from gateway.delivery.render import dead_letter_info
@@ -28,7 +29,6 @@ from gateway.store.base import Ack, Attempt, Dead, Kind, Leased, Outcome, Retry,
 log = logging.getLogger("gateway.delivery")
 
 Spawn = Callable[[Subscription, list[Leased], float], None]
-Gone = Callable[[Subscription, float], Awaitable[None]]
 Expired = Callable[[Leased, float], bool]
 
 

@@ -20,16 +20,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from gateway.config.model import Dispatch, Subscription
-from gateway.delivery import batches, retry
+from gateway.delivery import attempts, batches
+from gateway.delivery.attempts import Attempts
 from gateway.delivery.batches import Batches
 from gateway.delivery.breakers import Breakers
 from gateway.delivery.handshakes import Handshakes
 from gateway.delivery.ratelimit import Rates
-from gateway.delivery.render import dead_letter_info
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
 from gateway.errors import StoreUnavailable
@@ -38,9 +37,6 @@ from gateway.ops.metrics import Metrics
 from gateway.store.base import (
     PAUSED_GONE,
     PAUSED_OPERATOR,
-    Ack,
-    Attempt,
-    Dead,
     Kind,
     Leased,
     Outcome,
@@ -58,17 +54,6 @@ GONE = PAUSED_GONE  # why a subscription is paused
 MIN_IDLE = 0.005
 # Delays between tries to record an outcome the store refused; the last one repeats.
 RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
-
-
-def expired(leased: Leased, now: float) -> bool:
-    """CE expirytime extension: intermediaries MAY discard events whose expirytime has passed."""
-    value = leased.event.attributes.get("expirytime")
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() <= now
-    except ValueError:
-        return False
 
 
 class Dispatcher:
@@ -115,6 +100,7 @@ class Dispatcher:
         self._handshakes = Handshakes(store, sender, clock, self._handshake_changed)
         self._handshakes.reconfigure(subscriptions)
         self._rates.reconfigure(self._handshakes.rated(subscriptions))
+        self._attempts = Attempts(sender, self._metrics, clock, self._gone)  # one row's attempt
         # Batch delivery (CONTRACT 5): gateway.delivery.batches.
         self._batches = Batches(store, sender, self._breakers, self._rates, self._metrics, clock)
 
@@ -353,8 +339,9 @@ class Dispatcher:
 
     def _spawn_batch(self, sub: Subscription, rows: list[Leased], lease_ends: float) -> None:
         """Batch delivery (CONTRACT 5): one attempt, one slot, for the rows of one batch."""
+        shielded = self._breakers.shield(sub)
         work = functools.partial(
-            self._batches.deliver, sub, self._breakers.shield(sub), rows, expired, self._gone
+            self._batches.deliver, sub, shielded, rows, attempts.expired, self._gone
         )
         self._start(sub, rows, work, lease_ends, f"deliver:{sub.name}:batch{rows[0].batch}")
 
@@ -375,7 +362,7 @@ class Dispatcher:
     # -- one attempt ----------------------------------------------------------------------
 
     async def _one(self, sub: Subscription, row: Leased) -> list[Outcome]:
-        outcome = await self._deliver(self._breakers.shield(sub), row)
+        outcome = await self._attempts.deliver(self._breakers.shield(sub), row)
         return [await self._breakers.after(sub, row, outcome)]  # breaker
 
     async def _attempt(
@@ -420,42 +407,6 @@ class Dispatcher:
             tries += 1
             await asyncio.sleep(delay)
 
-    async def _deliver(self, sub: Subscription, row: Leased) -> Outcome:
-        now = self._clock()
-        notify = sub.delivery.dead_letter is not None and row.kind is Kind.SINK
-        if row.kind is Kind.SINK and expired(row, now):
-            self._log(sub, row, None, "dead", "expired")
-            return Dead(row, None, dead_letter_info(sub, row, "expired", None), notify_sink=notify)
-        if row.kind is Kind.DEAD_LETTER and sub.delivery.dead_letter is None:
-            return Dead(row, None, dead_letter_info(sub, row, "exhausted", None))
-        result, latency = await self._sender.send(sub, row, now)
-        attempt = Attempt(result.status, latency, result.error)
-        decision = retry.decide(sub.delivery.retry, row.attempt, result)
-        done = self._clock()
-        self._metrics.observe(
-            "gateway_attempt_duration_seconds", latency / 1000, subscription=sub.name
-        )
-        if isinstance(decision, retry.Succeed):
-            if row.kind is Kind.SINK:
-                self._metrics.observe(
-                    "gateway_delivery_latency_seconds", done - row.received_at,
-                    subscription=sub.name,
-                )  # fmt: skip
-            self._log(sub, row, attempt, "delivered")
-            return Ack(row, attempt)
-        if isinstance(decision, retry.RetryAt):
-            self._log(sub, row, attempt, "retry", f"in {decision.delay:.1f}s")
-            return Retry(row, attempt, done + decision.delay)
-        self._log(sub, row, attempt, "dead", decision.reason)
-        info = dead_letter_info(sub, row, decision.reason, attempt)
-        if row.kind is Kind.DEAD_LETTER:
-            return Dead(row, attempt, info)
-        if decision.reason == "gone":
-            await self._gone(sub, done)
-        self._metrics.inc("gateway_dead_letters_total", subscription=sub.name,
-                          reason=decision.reason)
-        return Dead(row, attempt, info, notify_sink=notify)
-
     async def _gone(self, sub: Subscription, done: float) -> None:
         """CE webhook 2.2: a 410 retires the target; pause the subscription."""
         on = await asyncio.to_thread(PausedOn.of, sub.sink)
@@ -466,28 +417,6 @@ class Dispatcher:
         self._paused[sub.name] = on
         log.warning("subscription paused: its sink answered 410 Gone",
                     extra={"subscription": sub.name})
-
-    def _log(
-        self, sub: Subscription, row: Leased, attempt: Attempt | None, result: str, why: str = ""
-    ) -> None:
-        self._metrics.inc("gateway_delivery_attempts_total", subscription=sub.name, result=result)
-        # Successes are counted in the metric above and logged only at DEBUG: a line per
-        # delivered attempt cost ~6% of the process under load. Failures stay at INFO.
-        level = logging.DEBUG if result == "delivered" else logging.INFO
-        if not log.isEnabledFor(level):
-            return
-        log.log(
-            level, "delivery %s%s", result, f" ({why})" if why else "",
-            extra={
-                "event_id": row.event.id,
-                "subscription": sub.name,
-                "kind": row.kind.name.lower(),
-                "attempt": row.attempt,
-                "status": attempt.status if attempt else None,
-                "latency_ms": round(attempt.latency_ms, 1) if attempt else None,
-                "error": attempt.error if attempt else None,
-            },
-        )
 
     # -- retention ------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from gateway.store.memory_batch import MemoryBatches
 from gateway.store.memory_ops import MemoryOps
 from gateway.store.memory_order import MemoryOrdering
 from gateway.store.ops import ReplicaState
+from gateway.store.tallies import Tallies
 
 REPLICA = socket.gethostname()  # one process owns the store: its identity is the host's
 
@@ -104,6 +105,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         self._dedupe: dict[tuple[str, str], float] = {}
         self._paused: dict[str, PausedOn] = {}
         self._breakers: dict[str, Opened] = {}
+        self._tallies = Tallies()  # delivered and failed attempts (gateway.store.tallies)
         self._buckets = Buckets()
         self._seqs = itertools.count(1)
         self._ids = itertools.count(1)
@@ -260,6 +262,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
             self._kill(row, outcome, now, common)
         if row.ordering_key is not None and not isinstance(outcome, Retry):
             self._unpark_next(row, now)
+        self._tallies.add(outcome, now)
         if attempt is not None:
             self.attempts.append(LoggedAttempt(row.id, leased.attempt, now, attempt))
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from gateway.store import tallies
 from gateway.store.base import DeadLetter, DeadLetterInfo, Handshake, Kind, State
 from gateway.store.ops import (
     REMOVED,
@@ -17,15 +19,11 @@ from gateway.store.ops import (
     ReplicaState,
     StoredEvent,
     TriedAt,
-    error_text,
 )
 
 if TYPE_CHECKING:
     from gateway.store.memory import LoggedAttempt, _Row, _Stored
-
-
-def _failed(status: int | None) -> bool:
-    return status is None or not 200 <= status < 300
+    from gateway.store.tallies import Tallies
 
 
 class MemoryOps:
@@ -39,6 +37,7 @@ class MemoryOps:
         _wakeup: Callable[[], None]
         _replicas: dict[str, ReplicaState]
         _handshakes: dict[str, Handshake]
+        _tallies: Tallies
 
         def _check(self) -> None: ...
 
@@ -57,38 +56,18 @@ class MemoryOps:
 
     async def counts(self) -> Mapping[str, Counts]:
         self._check()
-        out: dict[str, Counts] = {}
+        pending: dict[str, tuple[str, int, float | None]] = {}
+        dead: Counter[str] = Counter()
         for row in self._rows.values():
             if row.kind is not Kind.SINK:
                 continue
-            c = out.get(row.subscription, Counts())
-            pending = row.state is State.PENDING
-            oldest = c.oldest_pending_at
-            if pending and (oldest is None or row.created_at < oldest):
-                oldest = row.created_at
-            out[row.subscription] = Counts(
-                c.backlog + pending,
-                oldest,
-                c.delivered + (row.state is State.DELIVERED),
-                c.failed,
-                c.dead_letters + (row.state is State.DEAD),
-                c.last_error,
-            )
-        latest: dict[str, float] = {}
-        for entry in self.attempts:
-            logged = self._rows.get(entry.delivery_id)
-            if logged is None or logged.kind is not Kind.SINK or not _failed(entry.result.status):
-                continue
-            name = logged.subscription
-            c = out[name]
-            last = c.last_error
-            if entry.at >= latest.get(name, float("-inf")):
-                latest[name] = entry.at
-                last = error_text(entry.result.status, entry.result.error)
-            out[name] = Counts(
-                c.backlog, c.oldest_pending_at, c.delivered, c.failed + 1, c.dead_letters, last
-            )
-        return out
+            if row.state is State.PENDING:
+                _, n, oldest = pending.get(row.subscription, (row.subscription, 0, None))
+                first = row.created_at if oldest is None else min(oldest, row.created_at)
+                pending[row.subscription] = (row.subscription, n + 1, first)
+            elif row.state is State.DEAD:
+                dead[row.subscription] += 1
+        return tallies.counts(pending.values(), dead.items(), self._tallies.by_name)
 
     async def dead_letters_where(self, query: DeadLetterQuery) -> list[DeadLetter]:
         self._check()

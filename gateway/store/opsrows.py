@@ -8,13 +8,11 @@ from typing import Any, Protocol
 
 from gateway.store.base import DeadLetter, stored_event
 from gateway.store.ops import (
-    Counts,
     DeliveryHistory,
     EventHistory,
     RecentAttempt,
     StoredEvent,
     TriedAt,
-    error_text,
 )
 
 
@@ -22,25 +20,6 @@ class Row(Protocol):
     """A SQLite tuple or an asyncpg record."""
 
     def __getitem__(self, key: int, /) -> Any: ...
-
-
-def counts(totals: Iterable[Row], failures: Iterable[Row]) -> dict[str, Counts]:
-    failed = {row[0]: (int(row[1]), error_text(row[2], row[3])) for row in failures}
-    out: dict[str, Counts] = {}
-    for row in totals:
-        name, backlog, oldest, delivered, dead = (row[i] for i in range(5))
-        count, last = failed.pop(name, (0, None))
-        out[name] = Counts(
-            int(backlog or 0),
-            None if oldest is None else float(oldest),
-            int(delivered or 0),
-            count,
-            int(dead or 0),
-            last,
-        )
-    for name, (count, last) in failed.items():  # rows purged, attempts left: not expected
-        out[name] = Counts(failed=count, last_error=last)
-    return out
 
 
 def dead_letter(row: Row) -> DeadLetter:

@@ -410,7 +410,7 @@ class PostgresStore(PostgresOps, PostgresBatches):
 
     async def _finish(self, conn: Connection, calls: Sequence[FinishCall]) -> list[Done[None]]:
         args = pgrows.finish_args(calls)
-        row = await conn.fetchrow(self._q["finish"], *args, CHANNEL, self._schema)
+        row = await conn.fetchrow(self._q["finish"], *args, CHANNEL, self._schema, self.replica)
         assert row is not None
         ended, queued = int(row[0]), int(row[1])
         # The counts are of the whole statement: the first call carries them.

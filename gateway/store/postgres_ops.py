@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.store import opsrows
+from gateway.store import opsrows, tallies
 from gateway.store.base import DeadLetter, Handshake
 from gateway.store.groupcommit import Done
 from gateway.store.listener import CHANNEL
@@ -20,6 +20,7 @@ from gateway.store.ops import (
     StoredEvent,
 )
 from gateway.store.pgapi import Connection
+from gateway.store.tallies import tallied
 
 if TYPE_CHECKING:
     from gateway.store.groupcommit import Apply
@@ -48,8 +49,10 @@ class PostgresOps:
 
     async def counts(self) -> Mapping[str, Counts]:
         async def read(conn: Connection) -> Mapping[str, Counts]:
-            totals = await conn.fetch(self._q["ops_counts"])
-            return opsrows.counts(totals, await conn.fetch(self._q["ops_failures"]))
+            pending = await conn.fetch(self._q["ops_pending"])
+            dead = await conn.fetch(self._q["ops_dead"])
+            found = tallied(await conn.fetch(self._q["ops_tallies"]))
+            return tallies.counts(pending, dead, found)
 
         return await self._run(read)
 

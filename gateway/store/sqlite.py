@@ -44,6 +44,7 @@ from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
 from gateway.store.sqlite_batch import SqliteBatches
 from gateway.store.sqlite_ops import SqliteOps
+from gateway.store.tallies import Tallies
 from gateway.store.writer import Work, Writer, unavailable
 
 MEMORY = ":memory:"
@@ -331,9 +332,14 @@ class SqliteStore(SqliteOps, SqliteBatches):
     def _finish(
         self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float
     ) -> tuple[None, int]:
-        return None, sum(self._outcome(conn, outcome, now) for outcome in outcomes)
+        tallies = Tallies()
+        delta = sum(self._outcome(conn, outcome, now, tallies) for outcome in outcomes)
+        conn.executemany(self._q["tally"], tallies.rows(REPLICA))
+        return None, delta
 
-    def _outcome(self, conn: sqlite3.Connection, outcome: Outcome, now: float) -> int:
+    def _outcome(
+        self, conn: sqlite3.Connection, outcome: Outcome, now: float, tallies: Tallies
+    ) -> int:
         """Apply one outcome if its lease is still current; return the change of pending rows."""
         row, attempt = outcome.delivery, outcome.attempt
         params: dict[str, Any] = {
@@ -366,6 +372,8 @@ class SqliteStore(SqliteOps, SqliteBatches):
         if changed and row.ordering_key is not None and not isinstance(outcome, Retry):
             # CONTRACT 5 ordering: the head ended; the key's next row is due
             conn.execute(self._q["unpark_next"], {"id": row.id, "now": now})
+        if changed:
+            tallies.add(outcome, now)
         if changed and attempt is not None:
             log = {**params, "attempt": row.attempt, "latency_ms": attempt.latency_ms}
             conn.execute(self._q["attempt_log"], log)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from gateway.store import opsrows
+from gateway.store import opsrows, tallies
 from gateway.store.base import DeadLetter, Handshake
 from gateway.store.ops import (
     Counts,
@@ -19,6 +19,7 @@ from gateway.store.ops import (
     ReplicaState,
     StoredEvent,
 )
+from gateway.store.tallies import tallied
 
 if TYPE_CHECKING:
     from gateway.store.writer import Work
@@ -53,7 +54,9 @@ class SqliteOps:
         return [ReplicaState(*row) for row in self._read("ops_replicas", {"since": since})]
 
     async def counts(self) -> Mapping[str, Counts]:
-        return opsrows.counts(self._read("ops_counts"), self._read("ops_failures"))
+        return tallies.counts(
+            self._read("ops_pending"), self._read("ops_dead"), tallied(self._read("ops_tallies"))
+        )
 
     async def dead_letters_where(self, query: DeadLetterQuery) -> list[DeadLetter]:
         params = {

@@ -118,3 +118,27 @@ def test_a_statement_left_open_is_an_error() -> None:
 def test_migration_versions_must_run_from_one_without_gaps(versions: list[int]) -> None:
     with pytest.raises(ValueError, match="migration versions"):
         check_plan([Migration(v, f"m{v}", "SELECT 1;") for v in versions])
+
+
+async def test_tallies_start_from_the_rows_a_file_already_holds(tmp_path: Path) -> None:
+    from gateway.store.base import Ack, Attempt, Kind, Retry
+    from gateway.store.ops import Counts
+
+    path = str(tmp_path / "gateway.db")
+    old = SqliteStore(path)
+    await old.open()
+    await old.append([routed("e1", "a"), routed("e2", "a")], 100.0, WINDOW)
+    first, second = await old.lease("a", Kind.SINK, 2, 100.0, 30.0)
+    await old.finish([Ack(first, Attempt(200, 1.0)), Retry(second, Attempt(503, 1.0), 200.0)], 101)
+    await old.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # as before migration 10
+        conn.execute("DROP TABLE tallies")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 10")
+        conn.commit()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert (await store.counts())["a"] == Counts(1, 100.0, 1, 1, 0, "HTTP 503")
+    finally:
+        await store.close()

@@ -410,3 +410,22 @@ def test_bad_pool_settings_are_refused_without_the_password(query: str, message:
     assert message in caught.value.detail
     assert "s3cret" not in caught.value.detail
 
+
+
+async def test_tallies_are_kept_per_replica_and_summed(
+    stores: Callable[..., PostgresStore],
+) -> None:
+    a, b = stores(replica="a"), stores(replica="b")
+    await a.open()
+    await b.open()
+    await a.append([routed(f"e{i}", "sub") for i in range(4)], 100.0, WINDOW)
+    mine = await a.lease("sub", Kind.SINK, 2, 100.0, 30.0)
+    theirs = await b.lease("sub", Kind.SINK, 2, 100.0, 30.0)
+    await asyncio.gather(
+        a.finish([Ack(row, OK) for row in mine], 101.0),
+        b.finish([Retry(theirs[0], Attempt(502, 1.0), 200.0), Ack(theirs[1], OK)], 102.0),
+    )
+    for store in (a, b):  # any replica answers for the deployment
+        counts = (await store.counts())["sub"]
+        assert (counts.backlog, counts.delivered, counts.failed) == (1, 3, 1)
+        assert counts.last_error == "HTTP 502"

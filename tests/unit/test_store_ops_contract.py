@@ -39,6 +39,22 @@ async def test_counts_per_subscription(store: Store) -> None:
     assert counts["b"] == Counts(0, None, 0, 1, 1, "connection refused")
 
 
+async def test_delivered_and_failed_are_running_tallies(store: Store) -> None:
+    # Kept as outcomes are recorded: purging old rows does not lower them; a stale outcome
+    # (its lease taken over) and a row given back untried count nothing.
+    await store.append([routed("t1", "a"), routed("t2", "a"), routed("t3", "a")], 100.0, WINDOW)
+    one, two, three = await store.lease("a", Kind.SINK, 3, 100.0, LEASE)
+    await store.finish([Retry(one, Attempt(None, 1.0, "timeout"), 100.0)], 101.0)
+    await store.finish([Retry(one, Attempt(500, 1.0), 100.0)], 101.5)  # stale: not counted
+    await store.finish([Retry(three, None, 100.0)], 101.0)  # untried: not counted
+    await store.finish([Ack(two, Attempt(204, 1.0))], 102.0)
+    again = await store.lease("a", Kind.SINK, 3, 103.0, LEASE)
+    await store.finish([Ack(row, Attempt(200, 1.0)) for row in again], 104.0)
+    assert (await store.counts())["a"] == Counts(0, None, 3, 1, 0, "timeout")
+    assert await store.purge(10_000.0, 10.0, WINDOW) == 3
+    assert (await store.counts())["a"] == Counts(0, None, 3, 1, 0, "timeout")
+
+
 async def test_dead_letters_where_filters_and_pages(store: Store) -> None:
     await store.append([routed(f"e{i}", "a", "b") for i in range(4)], 100.0, WINDOW)
     rows = await store.lease("a", Kind.SINK, 10, 100.0, LEASE)

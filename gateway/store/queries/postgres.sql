@@ -176,7 +176,7 @@ CROSS JOIN LATERAL (
 -- Per outcome: $1 now, $2 delivery id, $3 lease, $4 action (0 ack, 1 retry, 2 dead), $5 next
 -- due time (retry), $6 tried (false: given back untried, its lease's attempt is not counted),
 -- $7 status, $8 error, $9 attempt number, $10 latency_ms; dead: $11 reason, $12 status,
--- $13 attempts, $14 sink, $15 queue a dead-letter notice; $16, $17 NOTIFY.
+-- $13 attempts, $14 sink, $15 queue a dead-letter notice; $16, $17 NOTIFY; $18 the replica.
 -- Returns how many rows ended and how many notices were queued.
 WITH outcome AS (
     SELECT *
@@ -241,6 +241,32 @@ notices AS (
 logged AS (
     INSERT INTO attempts (delivery_id, attempt, at, status, latency_ms, error)
     SELECT id, attempt, now, status, latency_ms, error FROM changed WHERE tried
+),
+failures AS (
+    SELECT subscription, now, status, error FROM changed
+    WHERE kind = 0 AND tried AND (status IS NULL OR status < 200 OR status >= 300)
+),
+tallied AS (
+    -- This replica's running tallies (gateway.store.tallies): delivered and failed attempts.
+    INSERT INTO tallies AS t (subscription, replica, delivered, failed, last_status, last_error,
+                              last_at)
+    SELECT c.subscription, $18, count(*) FILTER (WHERE c.action = 0),
+           (SELECT count(*) FROM failures AS f WHERE f.subscription = c.subscription),
+           (SELECT f.status FROM failures AS f WHERE f.subscription = c.subscription
+            ORDER BY f.now DESC LIMIT 1),
+           (SELECT f.error FROM failures AS f WHERE f.subscription = c.subscription
+            ORDER BY f.now DESC LIMIT 1),
+           (SELECT max(f.now) FROM failures AS f WHERE f.subscription = c.subscription)
+    FROM changed AS c WHERE c.kind = 0
+    GROUP BY c.subscription
+    ON CONFLICT (subscription, replica) DO UPDATE
+    SET delivered = t.delivered + excluded.delivered,
+        failed = t.failed + excluded.failed,
+        last_status = CASE WHEN excluded.last_at IS NULL THEN t.last_status
+                           ELSE excluded.last_status END,
+        last_error = CASE WHEN excluded.last_at IS NULL THEN t.last_error
+                          ELSE excluded.last_error END,
+        last_at = COALESCE(excluded.last_at, t.last_at)
 )
 SELECT (SELECT count(*) FROM changed WHERE action <> 1) AS ended,
        (SELECT count(*) FROM notices) AS queued,

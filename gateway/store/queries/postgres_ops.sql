@@ -2,22 +2,25 @@
 -- filter, replay windows, one event's history, removed subscriptions. Counts are of the whole
 -- deployment: any replica answers for all.
 
--- name: ops_counts
-SELECT subscription,
-       count(*) FILTER (WHERE state = 0),
-       min(created_at) FILTER (WHERE state = 0),
-       count(*) FILTER (WHERE state = 1),
-       count(*) FILTER (WHERE state = 2)
-FROM deliveries WHERE kind = 0
+-- name: ops_pending
+-- Backlog and oldest pending row, from the partial index of pending rows.
+SELECT subscription, count(*), min(created_at)
+FROM deliveries WHERE state = 0 AND kind = 0
 GROUP BY subscription;
 
--- name: ops_failures
--- Failed attempts per subscription, with the latest one's status and error.
-SELECT DISTINCT ON (d.subscription)
-       d.subscription, count(*) OVER (PARTITION BY d.subscription), a.status, a.error, a.at
-FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
-WHERE d.kind = 0 AND (a.status IS NULL OR a.status < 200 OR a.status >= 300)
-ORDER BY d.subscription, a.at DESC;
+-- name: ops_dead
+SELECT subscription, count(*)
+FROM deliveries WHERE state = 2 AND kind = 0
+GROUP BY subscription;
+
+-- name: ops_tallies
+-- Summed over replicas, with the latest failure of any of them.
+SELECT subscription, sum(delivered), sum(failed),
+       (array_agg(last_status ORDER BY last_at DESC NULLS LAST))[1],
+       (array_agg(last_error ORDER BY last_at DESC NULLS LAST))[1],
+       max(last_at)
+FROM tallies
+GROUP BY subscription;
 
 -- name: ops_dead_letters
 -- $1 after, $2 limit, $3 subscription, $4 since, $5 until, $6 event ids (NULL: any).

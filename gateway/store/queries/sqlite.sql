@@ -165,6 +165,17 @@ SELECT event_seq, subscription, 1, 0, 0, :now, NULL,
        dl_reason, dl_status, dl_attempts, dl_sink, :now, :now
 FROM deliveries WHERE id = :id AND kind = 0;
 
+-- name: tally
+-- What one finish added to a subscription's running tallies (gateway.store.tallies).
+INSERT INTO tallies (subscription, replica, delivered, failed, last_status, last_error, last_at)
+VALUES (:subscription, :replica, :delivered, :failed, :last_status, :last_error, :last_at)
+ON CONFLICT (subscription, replica) DO UPDATE
+SET delivered = delivered + excluded.delivered,
+    failed = failed + excluded.failed,
+    last_status = CASE WHEN excluded.last_at IS NULL THEN last_status ELSE excluded.last_status END,
+    last_error = CASE WHEN excluded.last_at IS NULL THEN last_error ELSE excluded.last_error END,
+    last_at = COALESCE(excluded.last_at, last_at);
+
 -- name: attempt_log
 INSERT INTO attempts (delivery_id, attempt, at, status, latency_ms, error)
 VALUES (:id, :attempt, :now, :status, :latency_ms, :error);

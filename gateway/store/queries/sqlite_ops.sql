@@ -1,22 +1,23 @@
 -- Named queries of the SQLite store for operators (CONTRACT 6): counts, dead letters by filter,
 -- replay windows, one event's history, removed subscriptions. Enums as in gateway.store.base.
 
--- name: ops_counts
-SELECT subscription,
-       SUM(state = 0),
-       MIN(CASE WHEN state = 0 THEN created_at END),
-       SUM(state = 1),
-       SUM(state = 2)
-FROM deliveries WHERE kind = 0
+-- name: ops_pending
+-- Backlog and oldest pending row, from the partial index of pending rows.
+SELECT subscription, COUNT(*), MIN(created_at)
+FROM deliveries WHERE state = 0 AND kind = 0
 GROUP BY subscription;
 
--- name: ops_failures
--- Failed attempts per subscription; the bare columns are those of the latest one (SQLite takes
--- them from the row that gives MAX(a.at)).
-SELECT d.subscription, COUNT(*), a.status, a.error, MAX(a.at)
-FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
-WHERE d.kind = 0 AND (a.status IS NULL OR a.status < 200 OR a.status >= 300)
-GROUP BY d.subscription;
+-- name: ops_dead
+SELECT subscription, COUNT(*)
+FROM deliveries WHERE state = 2 AND kind = 0
+GROUP BY subscription;
+
+-- name: ops_tallies
+-- Summed over replicas; the bare columns are those of the row with the latest failure
+-- (SQLite takes them from the row that gives MAX(last_at)).
+SELECT subscription, SUM(delivered), SUM(failed), last_status, last_error, MAX(last_at)
+FROM tallies
+GROUP BY subscription;
 
 -- name: ops_dead_letters
 SELECT d.id, d.subscription, d.dl_reason, d.dl_status, COALESCE(d.dl_attempts, d.attempts),

@@ -210,32 +210,33 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         token = next(self._tokens)
         leased: list[Leased] = []
         for _, ident in due:
-            row = self._rows[ident]
-            row = self._put(
-                row,
-                attempts=row.attempts + 1,
-                lease=token,
-                replica=REPLICA,
-                due_at=now + lease_for,
-                updated_at=now,
-            )
-            stored = self._events[row.event_seq]
-            leased.append(
-                Leased(
-                    id=row.id,
-                    subscription=row.subscription,
-                    kind=row.kind,
-                    attempt=row.attempts,
-                    lease=token,
-                    event=stored.event(),
-                    received_at=stored.received_at,
-                    dead_letter=row.dead if row.kind is Kind.DEAD_LETTER else None,
-                    ordering_key=row.ordering_key,
-                )
-            )
+            row = self._mark(self._rows[ident], token, now, lease_for)
+            leased.append(self._leased(row, token))
             if row.ordering_key is not None:  # the rows behind it wait for the lease to end
                 self._park(row, now + lease_for, now)
         return leased
+
+    def _mark(self, row: _Row, token: int, now: float, lease_for: float, **more: object) -> _Row:
+        """Count the attempt a lease makes and push the row's due time to the lease's end."""
+        return self._put(
+            row, attempts=row.attempts + 1, lease=token, replica=REPLICA,
+            due_at=now + lease_for, updated_at=now, **more,
+        )  # fmt: skip
+
+    def _leased(self, row: _Row, token: int) -> Leased:
+        stored = self._events[row.event_seq]
+        return Leased(
+            id=row.id,
+            subscription=row.subscription,
+            kind=row.kind,
+            attempt=row.attempts,
+            lease=token,
+            event=stored.event(),
+            received_at=stored.received_at,
+            dead_letter=row.dead if row.kind is Kind.DEAD_LETTER else None,
+            ordering_key=row.ordering_key,
+            batch=row.batch,
+        )
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
         self._check()

@@ -26,6 +26,12 @@ class MemoryBatches:
 
         def _put(self, row: _Row, **changes: Any) -> _Row: ...
 
+        def _mark(
+            self, row: _Row, token: int, now: float, lease_for: float, **more: object
+        ) -> _Row: ...
+
+        def _leased(self, row: _Row, token: int) -> Leased: ...
+
     async def lease_batch(
         self,
         subscription: str,
@@ -35,7 +41,6 @@ class MemoryBatches:
         linger: float,
         fits: Fits,
     ) -> list[Leased]:
-        from gateway.store.memory import REPLICA
 
         self._check()
         held = self._breakers.get(subscription)
@@ -66,26 +71,5 @@ class MemoryBatches:
         token = next(self._tokens)
         leased: list[Leased] = []
         for row in sorted(rows, key=lambda row: row.id):
-            row = self._put(
-                row,
-                attempts=row.attempts + 1,
-                lease=token,
-                replica=REPLICA,
-                due_at=now + lease_for,
-                updated_at=now,
-                batch=group,
-            )
-            stored = self._events[row.event_seq]
-            leased.append(
-                Leased(
-                    id=row.id,
-                    subscription=subscription,
-                    kind=Kind.SINK,
-                    attempt=row.attempts,
-                    lease=token,
-                    event=stored.event(),
-                    received_at=stored.received_at,
-                    batch=group,
-                )
-            )
+            leased.append(self._leased(self._mark(row, token, now, lease_for, batch=group), token))
         return leased

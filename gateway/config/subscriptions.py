@@ -233,20 +233,13 @@ def merge(defaults: Layer, own: Layer) -> Delivery:
 
 
 def check_batch(src: Source, parts: Parts, sink: str, delivery: Delivery, own: Layer) -> None:
-    """Batch delivery is solicited (CE HTTP binding 3.3): `batch` needs `mode: batch`; only
-    HTTP has a batched mode (the NATS, AMQP and MQTT bindings define none); per-key ordering is
-    not combined with it."""
+    """Batch delivery is solicited (CE HTTP binding 3.3): `batch` needs `mode: batch`; and
+    only HTTP has a batched mode (the NATS, AMQP and MQTT bindings define none)."""
     at: Parts = (*parts, "delivery")
     if delivery.mode is not Mode.BATCH:
         if own.batch is not None:
             src.report((*at, "batch"), "batch settings need 'mode: batch'")
         return
-    if delivery.ordering is not None:
-        src.report(
-            (*at, "ordering") if "ordering" in own.delivery else (*at, "mode"),
-            "ordering is not available with mode: batch (a batch would have to hold each key's "
-            "head and the events behind it together); use binary or structured mode",
-        )
     if sinkurl.is_broker(sink):
         scheme = sink.split(":", 1)[0]
         src.report(

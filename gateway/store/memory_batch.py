@@ -60,9 +60,10 @@ class MemoryBatches:
             rows = [row for row in pending if row.batch == group]
         else:
             fresh = sorted(
-                (row for row in pending if row.batch is None and row.due_at <= now),
+                (row for row in pending
+                 if row.batch is None and row.due_at <= now and _in_turn(row, pending)),
                 key=lambda row: (row.due_at, row.id),
-            )[: max(limit, 1)]
+            )[: max(limit, 1)]  # fmt: skip
             if not grouping.ready([row.due_at for row in fresh], limit, now, linger):
                 return []
             events = [self._events[row.event_seq].event() for row in fresh]
@@ -73,3 +74,15 @@ class MemoryBatches:
         for row in sorted(rows, key=lambda row: row.id):
             leased.append(self._leased(self._mark(row, token, now, lease_for, batch=group), token))
         return leased
+
+
+def _in_turn(row: _Row, pending: list[_Row]) -> bool:
+    """Per-key ordering (CONTRACT 5): every earlier pending row of the key is ungrouped and
+    sorts before `row`, so a batch holds a prefix of each key (as the SQL stores decide)."""
+    if row.ordering_key is None:
+        return True
+    return not any(
+        p.ordering_key == row.ordering_key and p.id < row.id
+        and (p.batch is not None or p.due_at > row.due_at)
+        for p in pending
+    )  # fmt: skip

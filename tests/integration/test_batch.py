@@ -249,3 +249,25 @@ async def test_two_replicas_on_postgresql_never_split_or_renumber_a_batch(start:
         assert sorted(ids) == sorted(e.get_id() for e in sent)  # each event in one batch only
         for gw in (a, b):
             await gw.client.close()
+
+
+async def test_ordered_batches_hold_a_key_behind_its_failing_batch(start: Start) -> None:
+    # CONTRACT 5: with ordering, a key's later event never goes before the batch holding its
+    # earlier ones is delivered; other keys are not held.
+    spec = sub("o", {"max_events": 2, "linger": "50ms"})
+    spec["delivery"]["ordering"] = {"key": "partitionkey"}
+    gw = await start([spec])
+    gw.subscriber.plan("/o", 503, 503, 200)
+    ids = {name: f"{name}-{i}" for i, name in enumerate(("a1", "a2", "a3", "b1"))}
+    keys = {"a1": "A", "a2": "A", "a3": "A", "b1": "B"}
+    await publish(gw, [order(ids[n], partitionkey=keys[n]) for n in ("a1", "a2", "a3", "b1")])
+    await all_events(gw.subscriber, "/o", 4)
+    requests = [[item["id"] for item in json.loads(r.body)] for r in gw.subscriber.at("/o")]
+    failed, delivered = requests[:2], requests[2:]  # the plan: two 503s, then 200s
+    first_a3 = next(i for i, batch in enumerate(requests) if ids["a3"] in batch)
+    ok_a1 = 2 + next(i for i, batch in enumerate(delivered) if ids["a1"] in batch)
+    assert first_a3 > ok_a1, requests
+    assert all(ids["a3"] not in batch for batch in failed), requests
+    for batch in requests:  # within a batch, a key's events keep their order
+        seen = [i for i in batch if i.startswith("a")]
+        assert seen == sorted(seen, key=lambda i: int(i.rsplit("-", 1)[1])), requests

@@ -34,6 +34,11 @@ def test_batch_settings_and_sizes(deploy: Deployer) -> None:
     assert config.subscriptions[0].delivery.batch == Batch(7, 512 * 1024, 1.0)
 
 
+def test_batch_mode_takes_ordering(deploy: Deployer) -> None:
+    config = load(deploy(sub("mode: batch\nordering: {key: subject}")), {})
+    assert config.subscriptions[0].delivery.ordering == "subject"
+
+
 def test_batch_defaults_merge_key_by_key(deploy: Deployer) -> None:
     files = sub("mode: batch\nbatch: {max_events: 5}")
     defaults = "defaults:\n  delivery:\n    batch: {max_bytes: 2000, linger: 0s}\n"
@@ -66,8 +71,6 @@ def test_sizes(text: str, size: int) -> None:
          ":6: subscriptions[0].delivery.batch.max_bytes: must be <= 67108864"),
         ("mode: batch\nbatch: {linger: 2m}", "https://x.test/",
          ":6: subscriptions[0].delivery.batch.linger: must be at most 60s"),
-        ("mode: batch\nordering: {key: subject}", "https://x.test/",
-         ":6: subscriptions[0].delivery.ordering: ordering is not available with mode: batch"),
         ("mode: batch\nbatch: {max_event: 3}", "https://x.test/",
          ":6: subscriptions[0].delivery.batch.max_event: unknown key 'max_event'"),
     ],

@@ -135,3 +135,35 @@ async def test_two_replicas_never_hold_two_rows_of_one_key(
     assert sum(len(ids) for ids in order.values()) == len(sent)
     for key, ids in order.items():
         assert ids == sorted(ids), f"key {key} delivered out of order"
+
+
+def every(events: object) -> int:
+    return len(events)  # type: ignore[arg-type]
+
+
+async def batch_ids(store: Store, now: float, limit: int = 50) -> list[str]:
+    rows = await store.lease_batch("a", limit, now, LEASE, 0.0, every)
+    return [row.event.id for row in rows]
+
+
+async def test_batches_hold_a_prefix_of_each_key_and_a_key_waits_for_its_batch(
+    store: Store,
+) -> None:
+    await store.append(
+        [keyed("a1", "A"), keyed("b1", "B"), keyed("a2", "A"), keyed("n1", None),
+         keyed("b2", "B")],
+        100.0, WINDOW,
+    )  # fmt: skip
+    # The limit cuts after a2: the batch holds A's first two and B's first, in order.
+    first = await store.lease_batch("a", 3, 100.0, LEASE, 0.0, every)
+    assert [row.event.id for row in first] == ["a1", "b1", "a2"]
+    await store.append([keyed("a3", "A"), keyed("c1", "C")], 101.0, WINDOW)
+    # A and B have a batch in flight: their later events wait; the others go.
+    assert await batch_ids(store, 101.0) == ["n1", "c1"]
+    # The batch fails and is retried whole; A and B keep waiting for it.
+    await store.finish([Retry(row, FAILED, 105.0) for row in first], 102.0)
+    assert await batch_ids(store, 103.0) == []
+    again = await store.lease_batch("a", 50, 105.0, LEASE, 0.0, every)
+    assert [row.event.id for row in again] == ["a1", "b1", "a2"]  # the same group
+    await store.finish([Ack(row, OK) for row in again], 106.0)
+    assert await batch_ids(store, 106.0) == ["b2", "a3"]

@@ -32,6 +32,14 @@ SELECT d.id, d.attempts, d.dl_reason, d.dl_status, d.dl_attempts, d.dl_sink,
 FROM deliveries AS d JOIN events AS e ON e.seq = d.event_seq
 WHERE d.subscription = $1 AND d.kind = 0 AND d.state = 0 AND d.batch IS NULL AND d.due_at <= $2
   AND NOT EXISTS (SELECT 1 FROM breakers AS b WHERE b.subscription = $1 AND b.until > $2)
+  -- Per-key ordering (CONTRACT 5): a keyed row goes only when every earlier pending row of its
+  -- key is ungrouped and sorts before it, so that a batch holds a prefix of each key and a key
+  -- with a batch in flight (or retrying) waits for it.
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries AS p
+      WHERE p.subscription = $1 AND p.kind = 0 AND p.state = 0
+        AND p.ordering_key = d.ordering_key AND p.id < d.id
+        AND (p.batch IS NOT NULL OR p.due_at > d.due_at)))
 ORDER BY d.due_at, d.id
 LIMIT $3;
 

@@ -27,6 +27,14 @@ WHERE d.subscription = :subscription AND d.kind = 0 AND d.state = 0 AND d.batch 
   AND d.due_at <= :now
   AND NOT EXISTS (
       SELECT 1 FROM breakers AS b WHERE b.subscription = :subscription AND b.until > :now)
+  -- Per-key ordering (CONTRACT 5): a keyed row goes only when every earlier pending row of its
+  -- key is ungrouped and sorts before it, so that a batch holds a prefix of each key and a key
+  -- with a batch in flight (or retrying) waits for it.
+  AND (d.ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM deliveries AS p
+      WHERE p.subscription = :subscription AND p.kind = 0 AND p.state = 0
+        AND p.ordering_key = d.ordering_key AND p.id < d.id
+        AND (p.batch IS NOT NULL OR p.due_at > d.due_at)))
 ORDER BY d.due_at, d.id
 LIMIT :limit;
 

@@ -14,6 +14,9 @@
   ordered_fanout_eps     the same phase with `delivery.ordering: {key: partitionkey}` on the
                          three subscriptions and events spread over 100 partitionkey values;
                          ordered_fanout_ratio: it over fanout_eps of the same run
+  batch_fanout_eps       the same phase with `mode: batch` (defaults: 100 events, 1 MiB, 50 ms)
+                         on the three subscriptions, events counted; batch_fanout_ratio: it over
+                         fanout_eps of the same run
   fanout_cpu_us_per_event  the gateway's CPU time (user + system) in that phase per event
                          fanned out: steadier than rates on a shared machine
   fanout_latency_p50_ms / _p99_ms at 500 and 1,000 events/s offered (open loop) to 3
@@ -145,6 +148,19 @@ def ordered_fanout_phase(phase: float, sub_url: str, work: Path) -> dict[str, An
             "ordered_fanout_eps": round(got["delivered"] / got["elapsed"], 1)}
 
 
+def batch_fanout_phase(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
+    """`batch_fanout_eps`: the fan-out phase with `mode: batch` (CONTRACT 5; the defaults: up
+    to 100 events, 1 MiB, 50 ms linger) on the three subscriptions; events counted, not
+    requests."""
+    port = free_port()
+    subscriptions = live(sub_url, SINKS, mode="batch")
+    with process(*gateway(work, "batch", port, subscriptions)) as gw:
+        got = closed_fanout(gw, f"http://127.0.0.1:{port}/events", sub_url, phase, "gb")
+    return {"batch_fanout_accepted": got["accepted"],
+            "batch_fanout_delivered": got["delivered"],
+            "batch_fanout_eps": round(got["delivered"] / got["elapsed"], 1)}
+
+
 def open_loop(sub_url: str, url: str, rate: float, duration: float, prefix: str,
               paths: tuple[str, ...]) -> list[float]:
     """Offer `rate` events/s for `duration`, wait for the deliveries; their latencies in ms."""
@@ -218,6 +234,8 @@ def fanout_phases(phase: float, sub_url: str, work: Path) -> dict[str, Any]:
     result.update(ordered_fanout_phase(phase, sub_url, work))
     result["ordered_fanout_ratio"] = round(
         result["ordered_fanout_eps"] / result["fanout_eps"], 3)
+    result.update(batch_fanout_phase(phase, sub_url, work))
+    result["batch_fanout_ratio"] = round(result["batch_fanout_eps"] / result["fanout_eps"], 3)
     result["fanout_ratio"] = round(result["fanout_eps"] / result["bare_fanout_eps"], 3)
     result["ingest_live_ratio"] = round(
         result["ingest_live_eps"] / result["bare_ingest_gen_rps"], 3)

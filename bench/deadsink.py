@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from fanout import closed_load, cpu_seconds, drained, gateway
-from run import HERE, PY, free_port, process, reset
+from run import free_port, process, reset, subscriber_in_workspace
 
 LIVE = ("l0", "l1")
 
@@ -92,15 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 5,000-delivery backlog")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    sub_port = free_port()
-    sub_url = f"http://127.0.0.1:{sub_port}"
-    try:
-        with process([PY, str(HERE / "servers.py"), "subscriber", str(sub_port)],
-                     f"{sub_url}/stats", work / "subscriber.log"):
-            result = phase(work, sub_url, args.quick)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with subscriber_in_workspace() as (sub_url, work):
+        result = phase(work, sub_url, args.quick)
     result["mode"] = "quick" if args.quick else "full"
     print(json.dumps(result))
 

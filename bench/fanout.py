@@ -42,12 +42,22 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from run import HERE, PY, deployment, free_port, load, percentile, process, reset, stats
+from run import (
+    HERE,
+    PY,
+    deployment,
+    free_port,
+    load,
+    percentile,
+    process,
+    reset,
+    stats,
+    subscriber_in_workspace,
+)
 
 from gateway import eventloop
 
@@ -279,17 +289,10 @@ def main() -> None:
     parser.add_argument("--store", help="postgresql://... : also pg_fanout_eps_1 and _2")
     args = parser.parse_args()
     phase = 5.0 if args.quick else 15.0
-    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    sub_port = free_port()
-    sub_url = f"http://127.0.0.1:{sub_port}"
-    try:
-        with process([PY, str(HERE / "servers.py"), "subscriber", str(sub_port)],
-                     f"{sub_url}/stats", work / "subscriber.log"):
-            result = fanout_phases(phase, sub_url, work)
-            if args.store:
-                result.update(pg_fanout_phases(args.store, phase, sub_url, work))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with subscriber_in_workspace() as (sub_url, work):
+        result = fanout_phases(phase, sub_url, work)
+        if args.store:
+            result.update(pg_fanout_phases(args.store, phase, sub_url, work))
     result["mode"] = "quick" if args.quick else "full"
     print(json.dumps(result))
 

@@ -104,6 +104,21 @@ def process(args: list[str], ready_url: str, log: Path) -> Iterator[subprocess.P
             proc.wait()
 
 
+@contextmanager
+def subscriber_in_workspace() -> Iterator[tuple[str, Path]]:
+    """A scratch folder and the benchmark subscriber (bench/servers.py) running in it: its URL
+    and the folder, removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with process([PY, str(HERE / "servers.py"), "subscriber", str(port)], f"{url}/stats",
+                     work / "subscriber.log"):
+            yield url, work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.config.model import Mode, Subscription
 from gateway.delivery import render, retry
-from gateway.delivery.attempts import Gone
+from gateway.delivery.attempts import Gone, expired
 from gateway.delivery.breakers import Breakers
 from gateway.delivery.ratelimit import Rates
 from gateway.delivery.render import dead_letter_info
@@ -29,7 +29,6 @@ from gateway.store.base import Ack, Attempt, Dead, Kind, Leased, Outcome, Retry,
 log = logging.getLogger("gateway.delivery")
 
 Spawn = Callable[[Subscription, list[Leased], float], None]
-Expired = Callable[[Leased, float], bool]
 
 
 def handles(sub: Subscription, kind: Kind) -> bool:
@@ -65,6 +64,7 @@ class Batches:
         rates: Rates,
         metrics: Metrics,
         clock: Callable[[], float],
+        gone: Gone,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -72,6 +72,7 @@ class Batches:
         self._rates = rates
         self._metrics = metrics
         self._clock = clock
+        self._gone = gone  # CE webhook 2.2: a 410 pauses the subscription
         self._lingering: dict[str, float] = {}  # held short batches: when they may go
 
     # -- leasing --------------------------------------------------------------------------
@@ -130,9 +131,8 @@ class Batches:
     # -- one attempt ----------------------------------------------------------------------
 
     async def deliver(
-        self, sub: Subscription, shielded: Subscription, rows: Sequence[Leased],
-        expired: Expired, gone: Gone,
-    ) -> list[Outcome]:  # fmt: skip
+        self, sub: Subscription, shielded: Subscription, rows: Sequence[Leased]
+    ) -> list[Outcome]:
         """One attempt of a batch; `shielded` is `sub` as the breaker lets the attempt see it."""
         now = self._clock()
         notify = sub.delivery.dead_letter is not None
@@ -169,7 +169,7 @@ class Batches:
             self._log(sub, sent, attempt, "retry", f"in {decision.delay:.1f}s")
         else:
             if decision.reason == "gone":
-                await gone(sub, done)
+                await self._gone(sub, done)
             mine = [
                 Dead(row, attempt, dead_letter_info(sub, row, decision.reason, attempt),
                      notify_sink=notify)

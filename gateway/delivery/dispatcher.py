@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.config.model import Dispatch, Subscription
-from gateway.delivery import attempts, batches
+from gateway.delivery import batches
 from gateway.delivery.attempts import Attempts
 from gateway.delivery.batches import Batches
 from gateway.delivery.breakers import Breakers
@@ -102,7 +102,9 @@ class Dispatcher:
         self._rates.reconfigure(self._handshakes.rated(subscriptions))
         self._attempts = Attempts(sender, self._metrics, clock, self._gone)  # one row's attempt
         # Batch delivery (CONTRACT 5): gateway.delivery.batches.
-        self._batches = Batches(store, sender, self._breakers, self._rates, self._metrics, clock)
+        self._batches = Batches(
+            store, sender, self._breakers, self._rates, self._metrics, clock, self._gone
+        )
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -340,9 +342,7 @@ class Dispatcher:
     def _spawn_batch(self, sub: Subscription, rows: list[Leased], lease_ends: float) -> None:
         """Batch delivery (CONTRACT 5): one attempt, one slot, for the rows of one batch."""
         shielded = self._breakers.shield(sub)
-        work = functools.partial(
-            self._batches.deliver, sub, shielded, rows, attempts.expired, self._gone
-        )
+        work = functools.partial(self._batches.deliver, sub, shielded, rows)
         self._start(sub, rows, work, lease_ends, f"deliver:{sub.name}:batch{rows[0].batch}")
 
     def _start(

@@ -10,6 +10,9 @@ import pytest
 from cloudevents.core.bindings.http import to_binary_event
 from cloudevents.core.v1.event import CloudEvent
 
+from gateway.store.base import Store
+from tests.integration.conftest import FAST_RETRY
+
 NATS = ("127.0.0.1", 4222)
 AMQP = ("127.0.0.1", 5672)
 MQTT = ("127.0.0.1", 1883)
@@ -76,3 +79,24 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         pass
     finally:
         dst.close()
+
+
+def through_outage(spec: dict[str, object]) -> None:
+    """Let a subscription retry through a broker outage: retries that do not run out, and a
+    breaker (it opens while the broker is out) whose short cooldown probes soon."""
+    delivery = dict(spec["delivery"])  # type: ignore[call-overload]
+    delivery["retry"] = {**FAST_RETRY, "max_attempts": 1000}
+    delivery["circuit_breaker"] = {"failures": 10, "cooldown": "300ms"}
+    spec["delivery"] = delivery
+
+
+async def failing(store: Store, name: str, attempts: int) -> str:
+    """Wait (up to 5 s) until `attempts` attempts of `name` failed; the last error."""
+    for _ in range(100):
+        counts = (await store.counts()).get(name)
+        if counts is not None and counts.failed >= attempts:
+            break
+        await asyncio.sleep(0.05)
+    assert counts is not None
+    assert counts.last_error is not None
+    return counts.last_error

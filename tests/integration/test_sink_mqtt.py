@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from tests.integration.brokers import MQTT, Proxy, needs, sent, unique
+from tests.integration.brokers import MQTT, Proxy, failing, needs, sent, through_outage, unique
 from tests.integration.conftest import FAST_RETRY, Start
 from tests.integration.events import binary, order
 
@@ -83,22 +83,13 @@ async def test_a_broker_down_then_up_gets_every_event(
     proxy = Proxy(MQTT)  # not listening yet: the broker is down
     spec = subscription(name, "binary")
     spec["sink"] = f"mqtt://127.0.0.1:{proxy.port}/{name}?qos=1"
-    spec["delivery"] = {**spec["delivery"],  # type: ignore[dict-item]
-                        "retry": {**FAST_RETRY, "max_attempts": 1000},
-                        # the breaker opens while the broker is out; a short cooldown probes soon
-                        "circuit_breaker": {"failures": 10, "cooldown": "300ms"}}
+    through_outage(spec)
     gw = await start([spec])
     events = [order(amount=i) for i in range(5)]
     for event in events:
         assert (await gw.post(**binary(event))).status == 202
-    for _ in range(100):
-        counts = (await gw.gateway.store.counts()).get("m")
-        if counts is not None and counts.failed >= 5:
-            break
-        await asyncio.sleep(0.05)
-    assert counts is not None
-    assert counts.last_error is not None
-    assert "unreachable" in counts.last_error or "refused" in counts.last_error
+    last_error = await failing(gw.gateway.store, "m", 5)
+    assert "unreachable" in last_error or "refused" in last_error
     await proxy.start()
     try:
         got = set()

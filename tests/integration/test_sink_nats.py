@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
-from tests.integration.brokers import NATS, needs, sent, unique
+from tests.integration.brokers import NATS, failing, needs, sent, through_outage, unique
 from tests.integration.conftest import FAST_RETRY, Start
 from tests.integration.events import binary, order
 
@@ -94,22 +93,13 @@ async def test_a_missing_stream_fails_attempts_until_it_exists(
 ) -> None:
     subject = unique("later.")
     spec = subscription("n", subject)
-    spec["delivery"] = {**spec["delivery"],  # type: ignore[dict-item]
-                        "retry": {**FAST_RETRY, "max_attempts": 1000},
-                        # the breaker opens while the broker is out; a short cooldown probes soon
-                        "circuit_breaker": {"failures": 10, "cooldown": "300ms"}}
+    through_outage(spec)
     gw = await start([spec])
     events = [order(amount=i) for i in range(5)]
     for event in events:
         assert (await gw.post(**binary(event))).status == 202
-    for _ in range(100):
-        counts = (await gw.gateway.store.counts()).get("n")
-        if counts is not None and counts.failed >= 5:
-            break
-        await asyncio.sleep(0.05)
-    assert counts is not None
-    assert counts.last_error is not None
-    assert "no JetStream stream" in counts.last_error
+    last_error = await failing(gw.gateway.store, "n", 5)
+    assert "no JetStream stream" in last_error
     await stream(nc, subject)
     got = await fetch(nc, subject, 5)
     assert sorted(json.loads(m.data)["amount"] for m in got) == [0, 1, 2, 3, 4]

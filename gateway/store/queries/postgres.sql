@@ -242,23 +242,18 @@ logged AS (
     INSERT INTO attempts (delivery_id, attempt, at, status, latency_ms, error)
     SELECT id, attempt, now, status, latency_ms, error FROM changed WHERE tried
 ),
-failures AS (
-    SELECT subscription, now, status, error FROM changed
-    WHERE kind = 0 AND tried AND (status IS NULL OR status < 200 OR status >= 300)
-),
 tallied AS (
     -- This replica's running tallies (gateway.store.tallies): delivered and failed attempts.
     INSERT INTO tallies AS t (subscription, replica, delivered, failed, last_status, last_error,
                               last_at)
-    SELECT c.subscription, $18, count(*) FILTER (WHERE c.action = 0),
-           (SELECT count(*) FROM failures AS f WHERE f.subscription = c.subscription),
-           (SELECT f.status FROM failures AS f WHERE f.subscription = c.subscription
-            ORDER BY f.now DESC LIMIT 1),
-           (SELECT f.error FROM failures AS f WHERE f.subscription = c.subscription
-            ORDER BY f.now DESC LIMIT 1),
-           (SELECT max(f.now) FROM failures AS f WHERE f.subscription = c.subscription)
-    FROM changed AS c WHERE c.kind = 0
-    GROUP BY c.subscription
+    SELECT subscription, $18, count(*) FILTER (WHERE action = 0), count(*) FILTER (WHERE failed),
+           (array_agg(status ORDER BY now DESC) FILTER (WHERE failed))[1],
+           (array_agg(error ORDER BY now DESC) FILTER (WHERE failed))[1],
+           max(now) FILTER (WHERE failed)
+    FROM (SELECT subscription, action, status, error, now,
+                 tried AND (status IS NULL OR status < 200 OR status >= 300) AS failed
+          FROM changed WHERE kind = 0) AS c
+    GROUP BY subscription
     ON CONFLICT (subscription, replica) DO UPDATE
     SET delivered = t.delivered + excluded.delivered,
         failed = t.failed + excluded.failed,

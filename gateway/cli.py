@@ -294,6 +294,12 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
         await admin.setup()
     await runner.setup()
     try:
+        # The admin listener first: once ingest answers (/readyz), the admin API does too.
+        if admin is not None and config.admin is not None:
+            admin_site = web.TCPSite(admin, config.admin.host, config.admin.port,
+                                     reuse_address=True)  # fmt: skip
+            await admin_site.start()
+            log.info("admin API listening on %s", admin_site.name)
         site = web.TCPSite(
             runner,
             config.server.host,
@@ -307,11 +313,6 @@ async def serve(config: Config, registry: SchemaRegistry, worker: int | None = N
         log.info(
             "gateway %s listening on %s (event loop: %s)", __version__, site.name, eventloop.name()
         )
-        if admin is not None and config.admin is not None:
-            admin_site = web.TCPSite(admin, config.admin.host, config.admin.port,
-                                     reuse_address=True)  # fmt: skip
-            await admin_site.start()
-            log.info("admin API listening on %s", admin_site.name)
         loop.add_signal_handler(signal.SIGHUP, control.reload_soon)  # CONTRACT 6: reload
         await stop.wait()
         log.info("stopping: no new requests; draining in-flight deliveries")

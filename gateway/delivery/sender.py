@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import socket
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -21,6 +22,7 @@ from gateway import __version__, redact, sinkurl
 from gateway.config.model import Subscription
 from gateway.delivery import retry, signing
 from gateway.delivery.brokers import Brokers
+from gateway.delivery.client import Client, InvalidResponse, ServerDisconnected
 from gateway.delivery.egress import EgressRefused, GuardedResolver, literal_refusal
 from gateway.delivery.render import Request, render
 from gateway.egress import EgressPolicy
@@ -57,42 +59,36 @@ class Sender:
         user_agent: str = DEFAULT_USER_AGENT,
         egress: EgressPolicy | None = None,
         origin: str = "localhost",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._max_connections = max_connections
         self.origin = origin  # CE webhook 4: WebHook-Request-Origin (`handshake: true`)
         self._user_agent = user_agent
         self._egress = egress or EgressPolicy()
-        self._session: aiohttp.ClientSession | None = None
+        self._ssl = ssl_context  # None: the system's trust store
+        self._client: Client | None = None
         self._identity = ""
         # nats://, amqp:// and mqtt:// sinks: connections opened on first use, per server.
         self._brokers = Brokers()
 
     async def start(self, identity: str) -> None:
-        """Create the client session: one keep-alive pool shared by every subscription.
-        `identity` is the store's (`Store.identity`): it makes webhook-ids unique across stores."""
-        if self._session is not None:
+        """Open the client: one keep-alive pool shared by every subscription. `identity` is
+        the store's (`Store.identity`): it makes webhook-ids unique across stores."""
+        if self._client is not None:
             return
         self._identity = identity
-        connector = aiohttp.TCPConnector(
+        self._client = Client(
             limit=self._max_connections,
-            limit_per_host=0,
             resolver=GuardedResolver(self._egress),
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # Responses of one subscriber must not set cookies sent to another.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            # The body is discarded; decompressing it would only cost memory.
-            auto_decompress=False,
-            # An event without data goes without Content-Type (CONTRACT 4).
-            skip_auto_headers=("Content-Type", "Accept-Encoding"),
+            ssl_context=self._ssl,
+            max_body=MAX_RESPONSE_BODY,
         )
 
     async def close(self) -> None:
         await self._brokers.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def send(
         self, sub: Subscription, leased: Leased, now: float
@@ -101,7 +97,7 @@ class Sender:
         once to sub.sink (or sub.delivery.dead_letter for DEAD_LETTER rows) with the per-attempt
         timeout; never follow redirects; never raise for network problems: return the classified
         Result and the latency in ms."""
-        if self._session is None:
+        if self._client is None:
             raise RuntimeError("Sender.send called before start()")
         # The dispatcher dead-letters a DEAD_LETTER row itself when no dead_letter is set.
         url = sub.delivery.dead_letter if leased.kind is Kind.DEAD_LETTER else sub.sink
@@ -127,13 +123,12 @@ class Sender:
             # Permanent, but reported like any failed attempt so the row ends up dead-lettered.
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
         started = time.perf_counter()
-        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
         dead_letter = leased.kind is Kind.DEAD_LETTER
         traced = tracing.attempt(
             sub.name, leased.event.attributes, leased.attempt, headers, dead_letter=dead_letter
         )
         with traced as span:
-            result = await self._post(target, headers, request.body, limit, now, started)
+            result = await self._post(target, headers, request.body, sub, now, started)
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
@@ -141,7 +136,7 @@ class Sender:
         """CE webhook 4, the validation handshake: one OPTIONS to the exact sink URI with the
         subscription's headers and auth plus `extra`, through the same egress guard and pool as
         deliveries; never follows redirects, never raises for network problems."""
-        if self._session is None:
+        if self._client is None:
             raise RuntimeError("Sender.options called before start()")
         refused = literal_refusal(sub.sink, self._egress)
         if refused is not None:
@@ -157,18 +152,15 @@ class Sender:
         if sub.bearer:
             headers["Authorization"] = f"Bearer {sub.bearer}"
         headers.update(extra)
-        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
         try:
-            async with self._session.options(
-                target, headers=headers, allow_redirects=False, timeout=limit
-            ) as response:
-                found = {name.lower(): value for name, value in response.headers.items()}
-                await _drain(response)
-                return Answer(response.status, found, None)
+            response = await self._client.request(
+                "OPTIONS", target, headers.items(), None, sub.delivery.timeout
+            )
         except TimeoutError:
             return Answer(None, {}, "timeout")
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             return Answer(None, {}, describe(exc, sub.sink))
+        return Answer(response.status, response.headers, None)
 
     async def send_batch(
         self, sub: Subscription, rows: Sequence[Leased], request: Request, now: float
@@ -176,7 +168,7 @@ class Sender:
         """Batch delivery (CONTRACT 5): POST one rendered batch of `rows` to sub.sink (an
         http(s) sink: the config refuses batch mode with a broker), signed once over the whole
         body, its webhook-id the batch's; like `send` otherwise."""
-        if self._session is None:
+        if self._client is None:
             raise RuntimeError("Sender.send_batch called before start()")
         refused = literal_refusal(sub.sink, self._egress)
         if refused is not None:
@@ -187,10 +179,9 @@ class Sender:
         except (sinkurl.InvalidSink, ValueError, TypeError) as exc:
             return retry.Result(None, f"could not build the request: {type(exc).__name__}"), 0.0
         started = time.perf_counter()
-        limit = aiohttp.ClientTimeout(total=sub.delivery.timeout)
         first = rows[0]
         with tracing.attempt(sub.name, first.event.attributes, first.attempt, headers) as span:
-            result = await self._post(target, headers, request.body, limit, now, started)
+            result = await self._post(target, headers, request.body, sub, now, started)
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
@@ -238,60 +229,41 @@ class Sender:
         url: URL,
         headers: CIMultiDict[str],
         body: bytes,
-        limit: aiohttp.ClientTimeout,
+        sub: Subscription,
         now: float,
         started: float,
     ) -> retry.Result:
-        assert self._session is not None
+        assert self._client is not None
         try:
-            # CE webhook 2.2: the client MUST NOT follow redirects.
-            async with self._session.post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=limit,
-            ) as response:
-                status = response.status
-                value = response.headers.get("Retry-After")
-                await _drain(response)
+            # CE webhook 2.2: the client MUST NOT follow redirects (the client never does).
+            response = await self._client.request(
+                "POST", url, headers.items(), body, sub.delivery.timeout
+            )
         except TimeoutError:
             return retry.Result(None, "timeout")
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             return retry.Result(None, describe(exc, str(url)))
         waited = time.perf_counter() - started
-        return retry.Result(status, None, retry.parse_retry_after(value, now + waited))
-
-
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    """Read and discard up to MAX_RESPONSE_BODY bytes; a longer body closes the connection."""
-    left = MAX_RESPONSE_BODY
-    try:
-        while left > 0:
-            chunk = await response.content.read(left)
-            if not chunk:
-                return
-            left -= len(chunk)
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        # The status has arrived; what happens to the body afterwards does not change it.
-        return
+        value = response.headers.get("retry-after")
+        return retry.Result(response.status, None, retry.parse_retry_after(value, now + waited))
 
 
 def describe(exc: BaseException, url: str) -> str:
     """A short description of a failed attempt, the sink URL in it redacted."""
-    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
-    if isinstance(cause, EgressRefused):
-        return str(cause)
-    for kind, code, text in _OS_ERRORS:
-        if isinstance(cause, kind) or (isinstance(cause, OSError) and cause.errno == code):
-            return text
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.ClientSSLError):
+    if isinstance(exc, EgressRefused):
+        return str(exc)
+    if isinstance(exc, ssl.SSLError):
         return "tls error"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "invalid sink url"
-    if isinstance(exc, ValueError) and not isinstance(exc, aiohttp.ClientError):
+    for kind, code, text in _OS_ERRORS:
+        if isinstance(exc, kind) or (isinstance(exc, OSError) and exc.errno == code):
+            return text
+    if isinstance(exc, ServerDisconnected):
+        return "server disconnected"
+    if isinstance(exc, InvalidResponse):
+        return "invalid response"
+    if isinstance(exc, socket.gaierror):
+        return "host not found"
+    if isinstance(exc, ValueError):
         # e.g. a header value with a line break: the request could not be built.
         return "invalid request"
     text = str(exc)

@@ -65,6 +65,15 @@ class Durability:
     synchronous: str
 
 
+@dataclass(slots=True)
+class _Finishing:
+    """Outcomes (and when each was decided) that one queued finish unit applies together."""
+
+    outcomes: list[Outcome]
+    times: list[float]
+    done: asyncio.Future[None] | None = None
+
+
 class SqliteStore(SqliteOps, SqliteBatches):
     """`Store` on one SQLite file (or `:memory:`)."""
 
@@ -85,6 +94,7 @@ class SqliteStore(SqliteOps, SqliteBatches):
         self._identity = ""
         self._wakeup: Callable[[], None] = lambda: None
         self._observe: Callable[[float], None] | None = None
+        self._finishing: _Finishing | None = None  # the queued finish unit outcomes join
 
     @property
     def identity(self) -> str:
@@ -326,14 +336,36 @@ class SqliteStore(SqliteOps, SqliteBatches):
         return [_leased(row, params["subscription"], kind, token) for row in rows], 0
 
     async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
-        if outcomes:
-            await self._submit(lambda conn: self._finish(conn, outcomes, now))
+        """Outcomes recorded while a finish waits in the writer's queue join it: one savepoint
+        and one tally upsert for all of them (under fan-out load, dozens of attempts end
+        between two commits). If that unit fails, every caller in it gets the error."""
+        if not outcomes:
+            return
+        group = self._finishing
+        if group is None:
+            if self._writer is None:
+                raise StoreUnavailable("store unavailable: the store is closed")
+            fresh = _Finishing([], [])
+            fresh.done = self._writer.queue(lambda conn: self._finish(conn, fresh))
+            fresh.done.add_done_callback(lambda _: self._finished(fresh))
+            group = self._finishing = fresh
+        group.outcomes.extend(outcomes)
+        group.times.extend([now] * len(outcomes))
+        assert group.done is not None
+        # Shielded: one caller giving up must not cancel the others' outcomes.
+        await asyncio.shield(group.done)
 
-    def _finish(
-        self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float
-    ) -> tuple[None, int]:
+    def _finished(self, group: _Finishing) -> None:
+        """Later outcomes start a group of their own (also when this one was never run)."""
+        if self._finishing is group:
+            self._finishing = None
+
+    def _finish(self, conn: sqlite3.Connection, group: _Finishing) -> tuple[None, int]:
+        self._finished(group)
         tallies = Tallies()
-        delta = sum(self._outcome(conn, outcome, now, tallies) for outcome in outcomes)
+        delta = 0
+        for outcome, now in zip(group.outcomes, group.times, strict=True):
+            delta += self._outcome(conn, outcome, now, tallies)
         conn.executemany(self._q["tally"], tallies.rows(REPLICA))
         return None, delta
 

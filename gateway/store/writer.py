@@ -61,9 +61,13 @@ class Writer(Batcher[_Unit[Any]]):
         self._on_commit = on_commit
 
     async def submit(self, work: Work[T]) -> T:
+        return await self.queue(work)
+
+    def queue(self, work: Work[T]) -> asyncio.Future[T]:
+        """Queue `work` now (in order with every unit queued before it); its future."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._enqueue(_Unit(work, future))
-        return await future
+        return future
 
     async def _process(self, units: list[_Unit[Any]]) -> None:
         try:

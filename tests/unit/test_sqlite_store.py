@@ -124,6 +124,50 @@ async def test_concurrent_writes_share_one_commit(store: SqliteStore) -> None:
     assert rows(store_path(store), "SELECT COUNT(*) FROM events") == [(3,)]
 
 
+async def test_outcomes_recorded_together_share_one_unit_and_one_tally(
+    store: SqliteStore,
+) -> None:
+    """Finishes queued while the writer is busy join one unit: every outcome applied, the
+    tallies counted once each, and a caller that gives up does not cancel the others."""
+    await store.append([routed(f"e{i}", "a") for i in range(20)], 100.0, WINDOW)
+    leased = await store.lease("a", Kind.SINK, 20, 100.0, 30.0)
+    before = store.commits
+    calls = [
+        asyncio.ensure_future(store.finish([Ack(row, Attempt(200, 1.0))], 101.0))
+        for row in leased[:19]
+    ]
+    calls.append(
+        asyncio.ensure_future(store.finish([Retry(leased[19], Attempt(500, 1.0), 500.0)], 101.0))
+    )
+    await asyncio.sleep(0)
+    calls[0].cancel()  # its caller gives up; its outcome is in the shared unit all the same
+    await asyncio.gather(*calls, return_exceptions=True)
+    assert store.commits == before + 1
+    assert rows(store_path(store), "SELECT state, COUNT(*) FROM deliveries GROUP BY state") == [
+        (0, 1), (1, 19)
+    ]
+    counts = (await store.counts())["a"]
+    assert (counts.delivered, counts.failed, counts.backlog) == (19, 1, 1)
+    assert rows(store_path(store), "SELECT COUNT(*) FROM attempts") == [(20,)]
+
+
+async def test_a_finish_refused_at_the_door_does_not_hold_later_ones(db: Path) -> None:
+    store = SqliteStore(str(db))
+    await store.open()
+    await store.append([routed("e1", "a")], 100.0, WINDOW)
+    [row] = await store.lease("a", Kind.SINK, 1, 100.0, 30.0)
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.finish([Ack(row, Attempt(200, 1.0))], 101.0)
+    await store.open()
+    try:
+        [again] = await store.lease("a", Kind.SINK, 1, 200.0, 30.0)  # its lease was given back
+        await store.finish([Ack(again, Attempt(200, 1.0))], 201.0)
+        assert await store.pending() == 0
+    finally:
+        await store.close()
+
+
 async def test_each_group_commit_is_timed(db: Path) -> None:
     store = SqliteStore(str(db))
     seen: list[float] = []

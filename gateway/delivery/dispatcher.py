@@ -52,6 +52,9 @@ LEASE_MARGIN = 30.0
 GONE = PAUSED_GONE  # why a subscription is paused
 # Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
 MIN_IDLE = 0.005
+# A subscription with attempts in flight leases again once this fraction of its
+# max_in_flight is free (see `_room`).
+LEASE_FRACTION = 4
 # Delays between tries to record an outcome the store refused; the last one repeats.
 RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -252,7 +255,13 @@ class Dispatcher:
         await self._handshakes.refresh()
 
     def _room(self, sub: Subscription, kind: Kind, plan: Plan) -> int:
-        own = sub.delivery.max_in_flight - self._inflight[(sub.name, kind)]
+        cap = sub.delivery.max_in_flight
+        busy = self._inflight[(sub.name, kind)]
+        own = cap - busy
+        if busy and own < cap // LEASE_FRACTION:
+            # Near its own bound the pipeline is full: wait until a quarter of it is free and
+            # lease that at once, one transaction for many rows instead of one per row freed.
+            return 0
         return min(own, plan.room(sub.name))
 
     async def _fill(self) -> int:

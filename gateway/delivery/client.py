@@ -102,8 +102,20 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        self._headers = {}  # a new dict: an answer's, once returned, is never written to again
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # RFC 9112 9.3: one response per request; a message after the answer is the server
+            # talking out of turn, and what follows on this connection cannot be trusted.
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        if self._status:  # RFC 9110 6.5.1: trailer fields are not merged into the headers
+            return
+        # RFC 9112 5: whitespace around a field value is not part of it (llhttp keeps trailing).
+        text = value.decode("latin-1").strip(" \t")
+        self._headers.setdefault(name.decode("latin-1").lower(), text)
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
@@ -239,8 +251,7 @@ class Client:
             conn = idle.pop()  # the most recently used: the least likely to be closed
             if not conn.closed and now - conn.idle_since < KEEPALIVE:
                 return conn
-            conn.close()
-            idle.clear()  # the rest are older still
+            conn.close()  # and on to an older one: open still, or closed here if too old
         return None
 
     async def _connect(self, origin: _Origin) -> _Connection:

@@ -37,6 +37,7 @@ from gateway.ops.metrics import Metrics
 from gateway.store.base import (
     PAUSED_GONE,
     PAUSED_OPERATOR,
+    Handoff,
     Kind,
     Leased,
     Outcome,
@@ -85,6 +86,10 @@ class Dispatcher:
             dispatch.max_in_flight, {sub.name: sub.delivery.max_in_flight for sub in subscriptions}
         )
         self._turn = 0  # where the next pass over the subscriptions starts
+        # Handoff: the slots of the last pass, and the subscriptions that had nothing more due
+        # then (a row appended for one of them may start at once without breaking arrival order).
+        self._plan: Plan | None = None
+        self._caught_up: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned: list[Leased] = []
         self._paused: dict[str, PausedOn] = {}
@@ -128,6 +133,7 @@ class Dispatcher:
         self._paused_read = self._clock()
         await self._breakers.refresh()
         await self._handshakes.refresh()
+        self._store.hand_off(Handoff(self._take, self._taken, self._dropped))
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
 
@@ -146,6 +152,7 @@ class Dispatcher:
     async def stop(self, grace: float) -> None:
         """Stop leasing, give in-flight attempts `grace` seconds, then cancel and give back."""
         self._stopping.set()
+        self._store.hand_off(None)
         self._wake.set()
         if self._purger is not None:
             self._purger.cancel()
@@ -273,10 +280,13 @@ class Dispatcher:
         subs = list(self._subs.values())
         self._turn = (self._turn + 1) % max(1, len(subs))
         self._handshakes.start_due(now)  # handshake: ask the sinks that have not consented
+        self._plan = plan
         for sub in subs[self._turn :] + subs[: self._turn]:
             for kind in (Kind.SINK, Kind.DEAD_LETTER):
                 if not self._held(sub, kind, now):
                     count += await self._fill_one(sub, kind, plan, now)
+                elif kind is Kind.SINK:
+                    self._caught_up.discard(sub.name)
         return count
 
     def _held(self, sub: Subscription, kind: Kind, now: float) -> bool:
@@ -305,6 +315,11 @@ class Dispatcher:
             if room <= 0:
                 return 0
         rows = await self._store.lease(sub.name, kind, room, now, lease_for)
+        if kind is Kind.SINK:  # handoff: with fewer due rows than room, none is left behind
+            if len(rows) < room and not probe:
+                self._caught_up.add(sub.name)
+            else:
+                self._caught_up.discard(sub.name)
         if probe:  # breaker: replicas race for the probe
             rows = await self._breakers.claim(sub, rows, now, now + lease_for)
         if kind is Kind.SINK:  # rate limit: tokens not spent are kept
@@ -362,11 +377,73 @@ class Dispatcher:
         lease_ends: float,
         name: str,
     ) -> None:
-        self._inflight[(sub.name, rows[0].kind)] += 1
-        self._slots.take(sub.name, self._clock())
+        self._reserve(sub.name, rows[0].kind)
+        self._launch(sub, rows, work, lease_ends, name)
+
+    def _reserve(self, name: str, kind: Kind) -> None:
+        self._inflight[(name, kind)] += 1
+        self._slots.take(name, self._clock())
+
+    def _launch(
+        self,
+        sub: Subscription,
+        rows: list[Leased],
+        work: Callable[[], Awaitable[list[Outcome]]],
+        lease_ends: float,
+        name: str,
+    ) -> None:
         task = asyncio.create_task(self._attempt(sub, rows, work, lease_ends), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- handoff: rows this process appends, leased by the append ----------------------------
+
+    def _take(self, name: str, now: float) -> float | None:
+        """`Handoff.take`, inside the append's transaction: whether a new unordered row of
+        `name` starts at once (its slot reserved here), and until when its lease runs. Only
+        while nothing older of `name` is due, so rows still go out in arrival order; never in
+        batch mode, with a rate limit, or while the subscription is held back."""
+        sub = self._subs.get(name)
+        plan = self._plan
+        if sub is None or plan is None or self._stopping.is_set() or name not in self._caught_up:
+            return None
+        if (
+            batches.handles(sub, Kind.SINK)
+            or self._rates.limited(name)
+            or self._breakers.is_open(name)
+            or self._held(sub, Kind.SINK, now)
+            or self._room(sub, Kind.SINK, plan) <= 0
+        ):
+            self._caught_up.discard(name)  # this row waits in the store: lease it first
+            return None
+        plan.took(name, 1)
+        self._reserve(name, Kind.SINK)
+        return now + sub.delivery.timeout + LEASE_MARGIN
+
+    def _taken(self, rows: Sequence[Leased]) -> None:
+        """`Handoff.taken`: the rows committed; each starts its attempt in its reserved slot."""
+        for row in rows:
+            sub = self._subs.get(row.subscription)
+            if sub is None or self._stopping.is_set():  # removed by a reload, or stopping
+                self._give_back(row)
+                continue
+            lease_ends = self._clock() + sub.delivery.timeout + LEASE_MARGIN
+            work = functools.partial(self._one, sub, row)
+            self._launch(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
+
+    def _dropped(self, names: Sequence[str]) -> None:
+        """`Handoff.dropped`: the append rolled back; the slots reserved for it are free."""
+        now = self._clock()
+        for name in names:
+            self._inflight[(name, Kind.SINK)] -= 1
+            self._slots.give(name, now)
+        self._wake.set()
+
+    def _give_back(self, row: Leased) -> None:
+        """A handed-off row that will not be attempted: its lease ends now, its slot too."""
+        self._inflight[(row.subscription, row.kind)] -= 1
+        self._slots.give(row.subscription, self._clock())
+        self._abandoned.append(row)
 
     # -- one attempt ----------------------------------------------------------------------
 

@@ -200,6 +200,21 @@ class DeadLetter:
     producer: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """How the dispatcher takes the delivery rows this process appends, leased by the append's
+    own transaction: the hot path makes no lease query and decodes no stored event.
+
+    `take(subscription, now)` is asked inside the transaction for each unordered SINK row: the
+    lease's expiry if the dispatcher starts the row at once (it has reserved a slot for it), or
+    None (the row waits to be leased as usual). Once the transaction committed, `taken` gets the
+    rows; when it rolled back, `dropped` gets the subscription of each reservation it ends."""
+
+    take: Callable[[str, float], float | None]
+    taken: Callable[[Sequence[Leased]], None]
+    dropped: Callable[[Sequence[str]], None]
+
+
 class Store(Protocol):
     @property
     def identity(self) -> str:
@@ -225,6 +240,10 @@ class Store(Protocol):
         """Call `callback` when deliveries may have become due: after an `append` of this store
         committed new delivery rows, and (shared stores) when another process committed some.
         This is how ingest and delivery meet: ingest commits, the store tells who listens."""
+
+    def hand_off(self, handoff: Handoff | None) -> None:
+        """Offer appended rows to `handoff` (None: stop offering). A store that cannot lease
+        rows in the append's transaction ignores it: every row is then leased as usual."""
 
     def on_commit(self, observe: Callable[[float], None]) -> None:
         """Call `observe` with the seconds each transaction of the group commit took, BEGIN to

@@ -24,6 +24,7 @@ from gateway.store.base import (
     Dead,
     DeadLetter,
     DeadLetterInfo,
+    Handoff,
     Handshake,
     Kind,
     Leased,
@@ -115,6 +116,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         self._replicas: dict[str, ReplicaState] = {}
         self._handshakes: dict[str, Handshake] = {}  # CONTRACT 5, `handshake: true`
         self._wakeup: Callable[[], None] = lambda: None
+        self._handoff: Handoff | None = None
 
     @property
     def identity(self) -> str:
@@ -167,30 +169,51 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         events: dict[int, _Stored] = {}
         rows: list[_Row] = []
         duplicates: list[bool] = []
-        for item in batch:
-            event = item.event
-            key = (event.source, event.id)
-            last = seen.get(key, self._dedupe.get(key))
-            if last is not None and last > now - dedupe_window:
-                duplicates.append(True)
-                continue
-            attrs = orjson.dumps(event.attributes)
-            seq = next(self._seqs)
-            seen[key] = now
-            events[seq] = _Stored(
-                event.source, event.id, attrs, event.data, event.kind, now, item.producer
-            )
-            rows.extend(
-                _Row(next(self._ids), seq, name, Kind.SINK, now, now, now, ordering_key=key)
-                for name, key in item.rows().items()
-            )
-            duplicates.append(False)
+        taken: list[Leased] = []
+        handoff = self._handoff
+        try:
+            for item in batch:
+                event = item.event
+                key = (event.source, event.id)
+                last = seen.get(key, self._dedupe.get(key))
+                if last is not None and last > now - dedupe_window:
+                    duplicates.append(True)
+                    continue
+                attrs = orjson.dumps(event.attributes)
+                seq = next(self._seqs)
+                seen[key] = now
+                events[seq] = _Stored(
+                    event.source, event.id, attrs, event.data, event.kind, now, item.producer
+                )
+                for name, ordering_key in item.rows().items():
+                    row = _Row(next(self._ids), seq, name, Kind.SINK, now, now, now,
+                               ordering_key=ordering_key)  # fmt: skip
+                    # Handoff: an unordered row the dispatcher has a slot for, leased at once.
+                    until = None
+                    if handoff is not None and ordering_key is None:
+                        until = handoff.take(name, now)
+                    if until is not None:
+                        token = next(self._tokens)
+                        row = replace(row, attempts=1, lease=token, replica=REPLICA, due_at=until)
+                        kept = Event(event.attributes, event.data, event.kind)
+                        taken.append(Leased(row.id, name, Kind.SINK, 1, token, kept, now))
+                    rows.append(row)
+                duplicates.append(False)
+        except BaseException:
+            if handoff is not None and taken:
+                handoff.dropped([row.subscription for row in taken])
+            raise
         self._dedupe.update(seen)
         self._events.update(events)
         self._rows.update((row.id, row) for row in rows)
-        if rows:
+        if handoff is not None and taken:
+            handoff.taken(taken)
+        if len(rows) > len(taken):
             self._wakeup()
         return duplicates
+
+    def hand_off(self, handoff: Handoff | None) -> None:
+        self._handoff = handoff
 
     async def lease(
         self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float

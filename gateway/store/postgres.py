@@ -40,7 +40,16 @@ from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import pgrows
-from gateway.store.base import DeadLetter, Kind, Leased, NewEvent, Opened, Outcome, PausedOn
+from gateway.store.base import (
+    DeadLetter,
+    Handoff,
+    Kind,
+    Leased,
+    NewEvent,
+    Opened,
+    Outcome,
+    PausedOn,
+)
 from gateway.store.groupcommit import Apply, Done, GroupCommit
 from gateway.store.listener import CHANNEL, Listener
 from gateway.store.migrator import Migration, load_migrations, migrate_postgres
@@ -134,6 +143,10 @@ class PostgresStore(PostgresOps, PostgresBatches):
         self._observe = observe
         for group in self._groups():
             group.observe = observe
+
+    def hand_off(self, handoff: Handoff | None) -> None:
+        """Not taken: every row is leased with `FOR UPDATE SKIP LOCKED`, whichever replica
+        appended it (the appends are batched statements per kind of row)."""
 
     def on_wakeup(self, callback: Callable[[], None]) -> None:
         """`callback` runs after this replica's appends commit, and (LISTEN from `open()` on)

@@ -25,10 +25,12 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.errors import StoreUnavailable
+from gateway.event import Event
 from gateway.store.base import (
     Ack,
     DeadLetter,
     DeadLetterInfo,
+    Handoff,
     Kind,
     Leased,
     NewEvent,
@@ -95,6 +97,9 @@ class SqliteStore(SqliteOps, SqliteBatches):
         self._wakeup: Callable[[], None] = lambda: None
         self._observe: Callable[[float], None] | None = None
         self._finishing: _Finishing | None = None  # the queued finish unit outcomes join
+        self._handoff: Handoff | None = None
+        # Rows leased by the appends of the open transaction, for their handoff at commit.
+        self._taken: list[tuple[Handoff, list[Leased]]] = []
 
     @property
     def identity(self) -> str:
@@ -120,7 +125,7 @@ class SqliteStore(SqliteOps, SqliteBatches):
         except BaseException:
             self._release()
             raise
-        self._writer = Writer(self._conn, self._q, self._committed)
+        self._writer = Writer(self._conn, self._q, self._committed, on_abort=self._aborted)
         self._writer.observe = self._observe
         self._writer.start()
         if self.path != MEMORY:
@@ -137,9 +142,6 @@ class SqliteStore(SqliteOps, SqliteBatches):
             await self._checkpointer.stop()
             self._checkpointer = None
         self._release()
-
-    def _committed(self, delta: int) -> None:
-        self._pending += delta
 
     async def _submit(self, work: Work[T]) -> T:
         if self._writer is None:
@@ -262,42 +264,89 @@ class SqliteStore(SqliteOps, SqliteBatches):
     ) -> list[bool]:
         if not batch:
             return []
-        duplicates = await self._submit(lambda conn: self._append(conn, batch, now, dedupe_window))
-        if not all(duplicates):
+        duplicates, waiting = await self._submit(
+            lambda conn: self._append(conn, batch, now, dedupe_window)
+        )
+        if waiting:  # rows handed off at commit need no lease
             self._wakeup()
         return duplicates
 
     def _append(
         self, conn: sqlite3.Connection, batch: Sequence[NewEvent], now: float, window: float
-    ) -> tuple[list[bool], int]:
+    ) -> tuple[tuple[list[bool], int], int]:
+        """The unit of one append: ((duplicates, rows left to lease), rows added)."""
+        handoff = self._handoff
+        taken: list[Leased] = []
+        reserved: list[str] = []  # subscriptions the dispatcher reserved a slot for
         duplicates: list[bool] = []
         added = 0
-        for item in batch:
-            event = item.event
-            key = {"source": event.source, "id": event.id, "now": now, "cutoff": now - window}
-            if conn.execute(self._q["dedupe_claim"], key).rowcount != 1:
-                duplicates.append(True)
-                continue
-            row = {
-                **key,
-                "type": event.type,
-                "attrs": orjson.dumps(event.attributes),
-                "data": event.data,
-                "kind": int(event.kind),
-                "producer": item.producer,
-            }
-            seq = conn.execute(self._q["event_insert"], row).lastrowid
-            names = item.rows()
-            conn.executemany(
-                self._q["delivery_insert"],
-                [
-                    {"seq": seq, "subscription": name, "ordering_key": key, "now": now}
-                    for name, key in names.items()
-                ],
-            )
-            added += len(names)
-            duplicates.append(False)
-        return duplicates, added
+        try:
+            for item in batch:
+                event = item.event
+                key = {"source": event.source, "id": event.id, "now": now, "cutoff": now - window}
+                if conn.execute(self._q["dedupe_claim"], key).rowcount != 1:
+                    duplicates.append(True)
+                    continue
+                row = {
+                    **key,
+                    "type": event.type,
+                    "attrs": orjson.dumps(event.attributes),
+                    "data": event.data,
+                    "kind": int(event.kind),
+                    "producer": item.producer,
+                }
+                seq = conn.execute(self._q["event_insert"], row).lastrowid
+                names = item.rows()
+                rest = []
+                for name, ordering_key in names.items():
+                    # Handoff: unordered rows the dispatcher has a slot for are leased here.
+                    until = None
+                    if handoff is not None and ordering_key is None:
+                        until = handoff.take(name, now)
+                    if until is None:
+                        rest.append({"seq": seq, "subscription": name,
+                                     "ordering_key": ordering_key, "now": now})  # fmt: skip
+                        continue
+                    reserved.append(name)
+                    taken.append(self._insert_leased(conn, seq, name, event, now, until))
+                conn.executemany(self._q["delivery_insert"], rest)
+                added += len(names)
+                duplicates.append(False)
+        except BaseException:
+            if handoff is not None and reserved:
+                handoff.dropped(reserved)  # rolled back with this unit
+            raise
+        if handoff is not None and taken:
+            self._taken.append((handoff, taken))
+        return (duplicates, added - len(taken)), added
+
+    def _insert_leased(
+        self, conn: sqlite3.Connection, seq: int | None, name: str, event: Event, now: float,
+        until: float,
+    ) -> Leased:
+        token = secrets.randbits(63)
+        params = {"seq": seq, "subscription": name, "until": until, "lease": token,
+                  "replica": REPLICA, "now": now}  # fmt: skip
+        ident = conn.execute(self._q["delivery_insert_leased"], params).lastrowid
+        assert ident is not None
+        # The event as received, without the parsed data kept for validation.
+        kept = Event(event.attributes, event.data, event.kind)
+        return Leased(ident, name, Kind.SINK, 1, token, kept, now)
+
+    def hand_off(self, handoff: Handoff | None) -> None:
+        self._handoff = handoff
+
+    def _committed(self, delta: int) -> None:
+        self._pending += delta
+        taken, self._taken = self._taken, []
+        for handoff, rows in taken:
+            handoff.taken(rows)
+
+    def _aborted(self) -> None:
+        """The transaction rolled back: the rows its appends leased were never written."""
+        taken, self._taken = self._taken, []
+        for handoff, rows in taken:
+            handoff.dropped([row.subscription for row in rows])
 
     async def lease(
         self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float

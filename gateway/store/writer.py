@@ -53,12 +53,14 @@ class Writer(Batcher[_Unit[Any]]):
         queries: Mapping[str, str],
         on_commit: Callable[[int], None],
         *,
+        on_abort: Callable[[], None] = lambda: None,
         limit: int | None = None,
     ) -> None:
         super().__init__("store-writer", limit=limit)
         self._conn = conn
         self._q = queries
         self._on_commit = on_commit
+        self._on_abort = on_abort  # the transaction rolled back after units had run
 
     async def submit(self, work: Work[T]) -> T:
         return await self.queue(work)
@@ -73,6 +75,7 @@ class Writer(Batcher[_Unit[Any]]):
         try:
             self._run(units)
         except Exception as exc:  # a bug must not strand the callers
+            self._on_abort()
             self.health.failed(str(exc))
             _settle(units, [_Done(None, 0, exc)] * len(units))
         await asyncio.sleep(0)
@@ -89,6 +92,7 @@ class Writer(Batcher[_Unit[Any]]):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute(self._q["rollback"])
+            self._on_abort()
             self.health.failed(str(exc))
             _settle(units, [_Done(None, 0, unavailable(exc))] * len(units))
             return

@@ -69,6 +69,13 @@ INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, 
                         created_at, updated_at)
 VALUES (:seq, :subscription, 0, 0, 0, :now, :ordering_key, :now, :now);
 
+-- name: delivery_insert_leased
+-- A row this process's dispatcher takes at once (Handoff): leased by the append itself, as
+-- lease_mark leases a row (one attempt counted, due again when the lease ends).
+INSERT INTO deliveries (event_seq, subscription, kind, state, attempts, due_at, ordering_key,
+                        lease, replica, created_at, updated_at)
+VALUES (:seq, :subscription, 0, 0, 1, :until, NULL, :lease, :replica, :now, :now);
+
 -- Lease ---------------------------------------------------------------------------------------
 
 -- name: any_due

@@ -1036,6 +1036,23 @@ async def test_https_without_the_ca_fails_certificate_verification(
     assert recorder.seen == []
 
 
+async def test_the_system_trust_store_follows_ssl_cert_file(
+    tls_sink: tuple[Sink, int, ssl.SSLContext],
+    make_client: MakeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a context of its own the client takes the system's default verify paths, which
+    an operator can point at a private CA with SSL_CERT_FILE (as the README says)."""
+    recorder, port, _ = tls_sink
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "test-ca.crt"))
+    monkeypatch.setattr(client_module, "_TLS", [])  # the default context is made once
+    client = make_client()
+    response = await client.request("POST", URL(f"https://127.0.0.1:{port}/ok"), [], b"{}", 2.0)
+    assert response.status == 200
+    assert len(recorder.seen) == 1
+
+
 async def test_https_checks_the_certificate_for_the_name_not_the_address(
     tls_sink: tuple[Sink, int, ssl.SSLContext], make_client: MakeClient
 ) -> None:

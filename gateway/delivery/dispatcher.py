@@ -7,7 +7,8 @@ so a slow subscriber never takes the slots of the others. Outcomes go back to th
 commits them in groups; `retry.decide` says what an outcome means. An outcome the store cannot
 take right now (a database blip) is kept and recorded again with backoff until its lease ends,
 holding its slot meanwhile: delivered rows are not sent again just because the database
-restarted.
+restarted. Rows this process appends may start without a lease (`handoffs.py`); pause, resume
+and reload are in `control.py`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from gateway.config.model import Dispatch, Subscription
 from gateway.delivery import batches
 from gateway.delivery.attempts import Attempts
 from gateway.delivery.batches import Batches
 from gateway.delivery.breakers import Breakers
+from gateway.delivery.control import GONE, Control
+from gateway.delivery.handoffs import LEASE_MARGIN, Handoffs
 from gateway.delivery.handshakes import Handshakes
 from gateway.delivery.ratelimit import Rates
 from gateway.delivery.sender import Sender
@@ -35,9 +37,6 @@ from gateway.errors import StoreUnavailable
 from gateway.ops.logs import Throttled
 from gateway.ops.metrics import Metrics
 from gateway.store.base import (
-    PAUSED_GONE,
-    PAUSED_OPERATOR,
-    Handoff,
     Kind,
     Leased,
     Outcome,
@@ -48,9 +47,6 @@ from gateway.store.base import (
 
 log = logging.getLogger("gateway.delivery")
 
-# A lease outlives the attempt's timeout by this much before another holder may take the row.
-LEASE_MARGIN = 30.0
-GONE = PAUSED_GONE  # why a subscription is paused
 # Shortest idle sleep, so that a row due "now" that could not be leased does not spin the loop.
 MIN_IDLE = 0.005
 # A subscription with attempts in flight leases again once this fraction of its
@@ -60,7 +56,7 @@ LEASE_FRACTION = 4
 RECORD_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
-class Dispatcher:
+class Dispatcher(Control, Handoffs):
     def __init__(
         self,
         store: Store,
@@ -133,7 +129,7 @@ class Dispatcher:
         self._paused_read = self._clock()
         await self._breakers.refresh()
         await self._handshakes.refresh()
-        self._store.hand_off(Handoff(self._take, self._taken, self._dropped))
+        self._store.hand_off(self._handoff())
         self._loop = asyncio.create_task(self._run(), name="dispatcher")
         self._purger = asyncio.create_task(self._purge(), name="purger")
 
@@ -172,65 +168,6 @@ class Dispatcher:
             except StoreUnavailable:
                 log.warning("could not give back %d leases; they expire", len(self._abandoned))
             self._abandoned.clear()
-
-    # -- operators (CONTRACT 6) -------------------------------------------------------------
-
-    @staticmethod
-    async def _sink_changed(sub: Subscription | None, on: PausedOn) -> bool:
-        """A 410 pause ends when the subscription's sink changes; an operator's does not."""
-        if sub is None or on.reason != GONE:
-            return False
-        return not await asyncio.to_thread(on.same, sub.sink)
-
-    @property
-    def subscriptions(self) -> Mapping[str, Subscription]:
-        return self._subs
-
-    def breaker_open(self, name: str) -> bool:
-        """Whether the subscription's circuit breaker (CONTRACT 5) holds its attempts back."""
-        return self._breakers.is_open(name)
-
-    def handshake(self, name: str) -> Mapping[str, Any] | None:
-        """The subscription's validation handshake (CONTRACT 5) for `gateway status`."""
-        return self._handshakes.status(name)
-
-    def _handshake_changed(self) -> None:
-        self._rates.reconfigure(self._handshakes.rated(self._subs.values()))
-        self._wake.set()
-
-    async def pause(self, name: str) -> None:
-        """Stop attempts to `name` (on every replica sharing the store: they re-read pauses
-        every poll_interval); its events are kept meanwhile."""
-        sub = self._subs[name]
-        on = replace(await asyncio.to_thread(PausedOn.of, sub.sink), reason=PAUSED_OPERATOR)
-        await self._store.pause(name, on, PAUSED_OPERATOR, self._clock())
-        self._paused[name] = on
-        log.info("subscription paused by an operator", extra={"subscription": name})
-
-    async def resume(self, name: str) -> None:
-        """End a pause, an operator's or a 410's alike."""
-        await self._store.resume(name)
-        self._paused.pop(name, None)
-        self._handshakes.retry_now(name)  # a refused handshake is asked again at once
-        self._wake.set()
-        log.info("subscription resumed by an operator", extra={"subscription": name})
-
-    async def reconfigure(self, subscriptions: Sequence[Subscription]) -> None:
-        """Take a reloaded config's subscriptions: new ones are leased from the next pass,
-        changed ones' pending rows follow their new settings, removed ones' rows stay pending
-        and unattempted (attempts in flight finish with the settings they started with).
-        A 410 pause whose sink changed ends."""
-        self._subs = {sub.name: sub for sub in subscriptions}
-        self._slots.reconfigure({sub.name: sub.delivery.max_in_flight for sub in subscriptions})
-        self._breakers.reconfigure(subscriptions)
-        self._handshakes.reconfigure(subscriptions)  # a changed sink asks again
-        self._rates.reconfigure(self._handshakes.rated(subscriptions))
-        for name, on in list(self._paused.items()):
-            if await self._sink_changed(self._subs.get(name), on):
-                await self._store.resume(name)
-                self._paused.pop(name, None)
-                log.info("subscription resumed: its sink changed", extra={"subscription": name})
-        self._wake.set()
 
     # -- leasing --------------------------------------------------------------------------
 
@@ -395,55 +332,6 @@ class Dispatcher:
         task = asyncio.create_task(self._attempt(sub, rows, work, lease_ends), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- handoff: rows this process appends, leased by the append ----------------------------
-
-    def _take(self, name: str, now: float) -> float | None:
-        """`Handoff.take`, inside the append's transaction: whether a new unordered row of
-        `name` starts at once (its slot reserved here), and until when its lease runs. Only
-        while nothing older of `name` is due, so rows still go out in arrival order; never in
-        batch mode, with a rate limit, or while the subscription is held back."""
-        sub = self._subs.get(name)
-        plan = self._plan
-        if sub is None or plan is None or self._stopping.is_set() or name not in self._caught_up:
-            return None
-        if (
-            batches.handles(sub, Kind.SINK)
-            or self._rates.limited(name)
-            or self._breakers.is_open(name)
-            or self._held(sub, Kind.SINK, now)
-            or self._room(sub, Kind.SINK, plan) <= 0
-        ):
-            self._caught_up.discard(name)  # this row waits in the store: lease it first
-            return None
-        plan.took(name, 1)
-        self._reserve(name, Kind.SINK)
-        return now + sub.delivery.timeout + LEASE_MARGIN
-
-    def _taken(self, rows: Sequence[Leased]) -> None:
-        """`Handoff.taken`: the rows committed; each starts its attempt in its reserved slot."""
-        for row in rows:
-            sub = self._subs.get(row.subscription)
-            if sub is None or self._stopping.is_set():  # removed by a reload, or stopping
-                self._give_back(row)
-                continue
-            lease_ends = self._clock() + sub.delivery.timeout + LEASE_MARGIN
-            work = functools.partial(self._one, sub, row)
-            self._launch(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
-
-    def _dropped(self, names: Sequence[str]) -> None:
-        """`Handoff.dropped`: the append rolled back; the slots reserved for it are free."""
-        now = self._clock()
-        for name in names:
-            self._inflight[(name, Kind.SINK)] -= 1
-            self._slots.give(name, now)
-        self._wake.set()
-
-    def _give_back(self, row: Leased) -> None:
-        """A handed-off row that will not be attempted: its lease ends now, its slot too."""
-        self._inflight[(row.subscription, row.kind)] -= 1
-        self._slots.give(row.subscription, self._clock())
-        self._abandoned.append(row)
 
     # -- one attempt ----------------------------------------------------------------------
 

@@ -22,31 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from gateway.errors import StoreUnavailable
-from gateway.event import Event
 from gateway.store.base import (
-    Ack,
     DeadLetter,
     DeadLetterInfo,
     Handoff,
     Kind,
     Leased,
-    NewEvent,
     Opened,
-    Outcome,
     PausedOn,
-    Retry,
     stored_event,
 )
 from gateway.store.buckets import Buckets
 from gateway.store.checkpoint import Checkpointer
 from gateway.store.migrator import load_migrations, migrate_sqlite
 from gateway.store.queries import load_queries
+from gateway.store.sqlite_appends import SqliteAppends
 from gateway.store.sqlite_batch import SqliteBatches
 from gateway.store.sqlite_ops import SqliteOps
-from gateway.store.tallies import Tallies
+from gateway.store.sqlite_outcomes import Finishing, SqliteOutcomes
 from gateway.store.writer import Work, Writer, unavailable
 
 MEMORY = ":memory:"
@@ -67,16 +61,7 @@ class Durability:
     synchronous: str
 
 
-@dataclass(slots=True)
-class _Finishing:
-    """Outcomes (and when each was decided) that one queued finish unit applies together."""
-
-    outcomes: list[Outcome]
-    times: list[float]
-    done: asyncio.Future[None] | None = None
-
-
-class SqliteStore(SqliteOps, SqliteBatches):
+class SqliteStore(SqliteAppends, SqliteOutcomes, SqliteOps, SqliteBatches):
     """`Store` on one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str, *, synchronous: str = "normal") -> None:
@@ -96,7 +81,7 @@ class SqliteStore(SqliteOps, SqliteBatches):
         self._identity = ""
         self._wakeup: Callable[[], None] = lambda: None
         self._observe: Callable[[float], None] | None = None
-        self._finishing: _Finishing | None = None  # the queued finish unit outcomes join
+        self._finishing: Finishing | None = None  # the queued finish unit outcomes join
         self._handoff: Handoff | None = None
         # Rows leased by the appends of the open transaction, for their handoff at commit.
         self._taken: list[tuple[Handoff, list[Leased]]] = []
@@ -259,94 +244,9 @@ class SqliteStore(SqliteOps, SqliteBatches):
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def append(
-        self, batch: Sequence[NewEvent], now: float, dedupe_window: float
-    ) -> list[bool]:
-        if not batch:
-            return []
-        duplicates, waiting = await self._submit(
-            lambda conn: self._append(conn, batch, now, dedupe_window)
-        )
-        if waiting:  # rows handed off at commit need no lease
-            self._wakeup()
-        return duplicates
-
-    def _append(
-        self, conn: sqlite3.Connection, batch: Sequence[NewEvent], now: float, window: float
-    ) -> tuple[tuple[list[bool], int], int]:
-        """The unit of one append: ((duplicates, rows left to lease), rows added)."""
-        handoff = self._handoff
-        taken: list[Leased] = []
-        reserved: list[str] = []  # subscriptions the dispatcher reserved a slot for
-        duplicates: list[bool] = []
-        added = 0
-        try:
-            for item in batch:
-                event = item.event
-                key = {"source": event.source, "id": event.id, "now": now, "cutoff": now - window}
-                if conn.execute(self._q["dedupe_claim"], key).rowcount != 1:
-                    duplicates.append(True)
-                    continue
-                row = {
-                    **key,
-                    "type": event.type,
-                    "attrs": orjson.dumps(event.attributes),
-                    "data": event.data,
-                    "kind": int(event.kind),
-                    "producer": item.producer,
-                }
-                seq = conn.execute(self._q["event_insert"], row).lastrowid
-                names = item.rows()
-                rest = []
-                for name, ordering_key in names.items():
-                    # Handoff: unordered rows the dispatcher has a slot for are leased here.
-                    until = None
-                    if handoff is not None and ordering_key is None:
-                        until = handoff.take(name, now)
-                    if until is None:
-                        rest.append({"seq": seq, "subscription": name,
-                                     "ordering_key": ordering_key, "now": now})  # fmt: skip
-                        continue
-                    reserved.append(name)
-                    taken.append(self._insert_leased(conn, seq, name, event, now, until))
-                conn.executemany(self._q["delivery_insert"], rest)
-                added += len(names)
-                duplicates.append(False)
-        except BaseException:
-            if handoff is not None and reserved:
-                handoff.dropped(reserved)  # rolled back with this unit
-            raise
-        if handoff is not None and taken:
-            self._taken.append((handoff, taken))
-        return (duplicates, added - len(taken)), added
-
-    def _insert_leased(
-        self, conn: sqlite3.Connection, seq: int | None, name: str, event: Event, now: float,
-        until: float,
-    ) -> Leased:
-        token = secrets.randbits(63)
-        params = {"seq": seq, "subscription": name, "until": until, "lease": token,
-                  "replica": REPLICA, "now": now}  # fmt: skip
-        ident = conn.execute(self._q["delivery_insert_leased"], params).lastrowid
-        assert ident is not None
-        # The event as received, without the parsed data kept for validation.
-        kept = Event(event.attributes, event.data, event.kind)
-        return Leased(ident, name, Kind.SINK, 1, token, kept, now)
-
-    def hand_off(self, handoff: Handoff | None) -> None:
-        self._handoff = handoff
-
     def _committed(self, delta: int) -> None:
         self._pending += delta
-        taken, self._taken = self._taken, []
-        for handoff, rows in taken:
-            handoff.taken(rows)
-
-    def _aborted(self) -> None:
-        """The transaction rolled back: the rows its appends leased were never written."""
-        taken, self._taken = self._taken, []
-        for handoff, rows in taken:
-            handoff.dropped([row.subscription for row in rows])
+        self._hand_over()
 
     async def lease(
         self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
@@ -383,82 +283,6 @@ class SqliteStore(SqliteOps, SqliteBatches):
         if park:
             conn.executemany(self._q["park_followers"], park)
         return [_leased(row, params["subscription"], kind, token) for row in rows], 0
-
-    async def finish(self, outcomes: Sequence[Outcome], now: float) -> None:
-        """Outcomes recorded while a finish waits in the writer's queue join it: one savepoint
-        and one tally upsert for all of them (under fan-out load, dozens of attempts end
-        between two commits). If that unit fails, every caller in it gets the error."""
-        if not outcomes:
-            return
-        group = self._finishing
-        if group is None:
-            if self._writer is None:
-                raise StoreUnavailable("store unavailable: the store is closed")
-            fresh = _Finishing([], [])
-            fresh.done = self._writer.queue(lambda conn: self._finish(conn, fresh))
-            fresh.done.add_done_callback(lambda _: self._finished(fresh))
-            group = self._finishing = fresh
-        group.outcomes.extend(outcomes)
-        group.times.extend([now] * len(outcomes))
-        assert group.done is not None
-        # Shielded: one caller giving up must not cancel the others' outcomes.
-        await asyncio.shield(group.done)
-
-    def _finished(self, group: _Finishing) -> None:
-        """Later outcomes start a group of their own (also when this one was never run)."""
-        if self._finishing is group:
-            self._finishing = None
-
-    def _finish(self, conn: sqlite3.Connection, group: _Finishing) -> tuple[None, int]:
-        self._finished(group)
-        tallies = Tallies()
-        delta = 0
-        for outcome, now in zip(group.outcomes, group.times, strict=True):
-            delta += self._outcome(conn, outcome, now, tallies)
-        conn.executemany(self._q["tally"], tallies.rows(REPLICA))
-        return None, delta
-
-    def _outcome(
-        self, conn: sqlite3.Connection, outcome: Outcome, now: float, tallies: Tallies
-    ) -> int:
-        """Apply one outcome if its lease is still current; return the change of pending rows."""
-        row, attempt = outcome.delivery, outcome.attempt
-        params: dict[str, Any] = {
-            "id": row.id,
-            "lease": row.lease,
-            "now": now,
-            "tried": attempt is not None,
-            "status": attempt.status if attempt else None,
-            "error": attempt.error if attempt else None,
-        }
-        delta = 0
-        if isinstance(outcome, Ack):
-            changed = conn.execute(self._q["finish_ack"], params).rowcount
-            delta = -changed
-        elif isinstance(outcome, Retry):
-            params["due_at"] = outcome.due_at
-            changed = conn.execute(self._q["finish_retry"], params).rowcount
-            if changed and row.ordering_key is not None:  # CONTRACT 5: the key waits too
-                park = {"id": row.id, "due_at": outcome.due_at, "upto": outcome.due_at}
-                conn.execute(self._q["park_followers"], park)
-        else:
-            info = outcome.info
-            params.update(
-                reason=info.reason, dl_status=info.status, dl_attempts=info.attempts, sink=info.sink
-            )
-            changed = conn.execute(self._q["finish_dead"], params).rowcount
-            delta = -changed
-            if changed and outcome.notify_sink:
-                delta += conn.execute(self._q["dead_letter_insert"], params).rowcount
-        if changed and row.ordering_key is not None and not isinstance(outcome, Retry):
-            # CONTRACT 5 ordering: the head ended; the key's next row is due
-            conn.execute(self._q["unpark_next"], {"id": row.id, "now": now})
-        if changed:
-            tallies.add(outcome, now)
-        if changed and attempt is not None:
-            log = {**params, "attempt": row.attempt, "latency_ms": attempt.latency_ms}
-            conn.execute(self._q["attempt_log"], log)
-        return delta
 
     async def pause(self, subscription: str, sink: PausedOn, reason: str, now: float) -> None:
         params = {

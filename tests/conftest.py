@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+# Helper modules shared by test modules: their asserts get pytest's detailed messages too.
+pytest.register_assert_rewrite("tests.unit.clientkit")
+
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "vectors"
 

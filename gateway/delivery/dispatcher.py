@@ -263,6 +263,7 @@ class Dispatcher(Control, Handoffs):
             self._rates.unused(sub.name, room - len(rows))
         plan.took(sub.name, len(rows))
         for row in rows:
+            self._reserve(sub.name, kind)
             self._spawn(sub, row, now + lease_for)
         return len(rows)
 
@@ -297,25 +298,16 @@ class Dispatcher(Control, Handoffs):
         return min(max(due - self._clock(), MIN_IDLE), poll)
 
     def _spawn(self, sub: Subscription, row: Leased, lease_ends: float) -> None:
+        """One row's attempt, in a slot already reserved (`_reserve`)."""
         work = functools.partial(self._one, sub, row)
-        self._start(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
+        self._launch(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
 
     def _spawn_batch(self, sub: Subscription, rows: list[Leased], lease_ends: float) -> None:
         """Batch delivery (CONTRACT 5): one attempt, one slot, for the rows of one batch."""
+        self._reserve(sub.name, Kind.SINK)
         shielded = self._breakers.shield(sub)
         work = functools.partial(self._batches.deliver, sub, shielded, rows)
-        self._start(sub, rows, work, lease_ends, f"deliver:{sub.name}:batch{rows[0].batch}")
-
-    def _start(
-        self,
-        sub: Subscription,
-        rows: list[Leased],
-        work: Callable[[], Awaitable[list[Outcome]]],
-        lease_ends: float,
-        name: str,
-    ) -> None:
-        self._reserve(sub.name, rows[0].kind)
-        self._launch(sub, rows, work, lease_ends, name)
+        self._launch(sub, rows, work, lease_ends, f"deliver:{sub.name}:batch{rows[0].batch}")
 
     def _reserve(self, name: str, kind: Kind) -> None:
         self._inflight[(name, kind)] += 1

@@ -6,14 +6,13 @@ out in arrival order."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gateway.config.model import Subscription
 from gateway.delivery import batches
-from gateway.store.base import Handoff, Kind, Leased, Outcome
+from gateway.store.base import Handoff, Kind, Leased
 
 if TYPE_CHECKING:
     from gateway.delivery.breakers import Breakers
@@ -47,16 +46,7 @@ class Handoffs:
 
         def _reserve(self, name: str, kind: Kind) -> None: ...
 
-        def _launch(
-            self,
-            sub: Subscription,
-            rows: list[Leased],
-            work: Callable[[], Awaitable[list[Outcome]]],
-            lease_ends: float,
-            name: str,
-        ) -> None: ...
-
-        async def _one(self, sub: Subscription, row: Leased) -> list[Outcome]: ...
+        def _spawn(self, sub: Subscription, row: Leased, lease_ends: float) -> None: ...
 
     def _handoff(self) -> Handoff:
         return Handoff(self._take, self._taken, self._dropped)
@@ -90,9 +80,7 @@ class Handoffs:
             if sub is None or self._stopping.is_set():  # removed by a reload, or stopping
                 self._give_back(row)
                 continue
-            lease_ends = self._clock() + sub.delivery.timeout + LEASE_MARGIN
-            work = functools.partial(self._one, sub, row)
-            self._launch(sub, [row], work, lease_ends, f"deliver:{sub.name}:{row.id}")
+            self._spawn(sub, row, self._clock() + sub.delivery.timeout + LEASE_MARGIN)
 
     def _dropped(self, names: Sequence[str]) -> None:
         """`Handoff.dropped`: the append rolled back; the slots reserved for it are free."""

@@ -128,7 +128,8 @@ class Sender:
             sub.name, leased.event.attributes, leased.attempt, headers, dead_letter=dead_letter
         )
         with traced as span:
-            result = await self._post(target, headers, request.body, sub, now, started)
+            seconds = sub.delivery.timeout
+            result = await self._post(target, headers, request.body, seconds, now, started)
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
@@ -181,7 +182,8 @@ class Sender:
         started = time.perf_counter()
         first = rows[0]
         with tracing.attempt(sub.name, first.event.attributes, first.attempt, headers) as span:
-            result = await self._post(target, headers, request.body, sub, now, started)
+            seconds = sub.delivery.timeout
+            result = await self._post(target, headers, request.body, seconds, now, started)
             span.outcome(result.status, result.error)
         return result, (time.perf_counter() - started) * 1000.0
 
@@ -229,16 +231,14 @@ class Sender:
         url: URL,
         headers: CIMultiDict[str],
         body: bytes,
-        sub: Subscription,
+        seconds: float,
         now: float,
         started: float,
     ) -> retry.Result:
         assert self._client is not None
         try:
             # CE webhook 2.2: the client MUST NOT follow redirects (the client never does).
-            response = await self._client.request(
-                "POST", url, headers.items(), body, sub.delivery.timeout
-            )
+            response = await self._client.request("POST", url, headers.items(), body, seconds)
         except TimeoutError:
             return retry.Result(None, "timeout")
         except (OSError, ValueError) as exc:

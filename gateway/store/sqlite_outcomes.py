@@ -20,10 +20,9 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Finishing:
-    """Outcomes (and when each was decided) that one queued finish unit applies together."""
+    """Outcomes, each with when it was decided, that one queued finish unit applies together."""
 
-    outcomes: list[Outcome]
-    times: list[float]
+    outcomes: list[tuple[Outcome, float]]
     done: asyncio.Future[None] | None = None
 
 
@@ -46,12 +45,11 @@ class SqliteOutcomes:
         if group is None:
             if self._writer is None:
                 raise StoreUnavailable("store unavailable: the store is closed")
-            fresh = Finishing([], [])
+            fresh = Finishing([])
             fresh.done = self._writer.queue(lambda conn: self._finish(conn, fresh))
             fresh.done.add_done_callback(lambda _: self._finished(fresh))
             group = self._finishing = fresh
-        group.outcomes.extend(outcomes)
-        group.times.extend([now] * len(outcomes))
+        group.outcomes.extend((outcome, now) for outcome in outcomes)
         assert group.done is not None
         # Shielded: one caller giving up must not cancel the others' outcomes.
         await asyncio.shield(group.done)
@@ -67,7 +65,7 @@ class SqliteOutcomes:
 
         tallies = Tallies()
         delta = 0
-        for outcome, now in zip(group.outcomes, group.times, strict=True):
+        for outcome, now in group.outcomes:
             delta += self._outcome(conn, outcome, now, tallies)
         conn.executemany(self._q["tally"], tallies.rows(REPLICA))
         return None, delta

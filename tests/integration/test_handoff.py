@@ -5,14 +5,11 @@ so events still go out in arrival order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from gateway.config.model import Delivery, Dispatch, Subscription
-from gateway.delivery.dispatcher import Dispatcher
-from gateway.delivery.sender import Sender
+from gateway.config.model import Delivery, Subscription
 from gateway.store.base import Kind, Leased
 from gateway.store.memory import MemoryStore
+from tests.integration.dispatching import dispatching
 from tests.integration.subscriber import Subscriber
 from tests.unit.test_store_contract import WINDOW, routed
 
@@ -33,28 +30,15 @@ class Counting(MemoryStore):
         return rows
 
 
-@asynccontextmanager
-async def dispatching(store: MemoryStore, sink: str) -> AsyncIterator[Dispatcher]:
-    subscription = Subscription("s", sink, delivery=Delivery(timeout=5.0, max_in_flight=1))
-    sender = Sender()
-    await sender.start(store.identity)
-    dispatcher = Dispatcher(
-        store, sender, [subscription], Dispatch(poll_interval=0.05),
-        retention=3600.0, dedupe_window=WINDOW,
-    )  # fmt: skip
-    await dispatcher.start()
-    try:
-        yield dispatcher
-    finally:
-        await dispatcher.stop(1.0)
-        await sender.close()
+def one(sink: str) -> list[Subscription]:
+    return [Subscription("s", sink, delivery=Delivery(timeout=5.0, max_in_flight=1))]
 
 
 async def test_appended_rows_start_without_a_lease(subscriber: tuple[Subscriber, str]) -> None:
     received, base = subscriber
     store = Counting()
     await store.open()
-    async with dispatching(store, f"{base}/s"):
+    async with dispatching(store, one(f"{base}/s")):
         await asyncio.sleep(0.2)  # a first pass over the subscriptions: nothing is due
         for n in range(5):
             await store.append([routed(f"e{n}", "s")], 100.0 + n, WINDOW)
@@ -74,7 +58,7 @@ async def test_older_rows_waiting_go_first(subscriber: tuple[Subscriber, str]) -
     received, base = subscriber
     store = Counting()
     await store.open()
-    async with dispatching(store, f"{base}/s") as dispatcher:
+    async with dispatching(store, one(f"{base}/s")) as dispatcher:
         await asyncio.sleep(0.2)
         await dispatcher.pause("s")
         for n in range(1, 4):

@@ -11,10 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.config.model import Delivery, Dispatch, Subscription
-from gateway.delivery.dispatcher import Dispatcher
-from gateway.delivery.sender import Sender
+from gateway.config.model import Delivery, Subscription
 from gateway.store.memory import MemoryStore
+from tests.integration.dispatching import dispatching
 from tests.unit.test_store_contract import WINDOW, routed
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -62,14 +61,7 @@ async def test_a_full_pipeline_refills_a_quarter_at_a_time(sink: tuple[Holding, 
     await store.open()
     await store.append([routed(f"e{i}", "s") for i in range(30)], 0.0, WINDOW)
     subscription = Subscription("s", url, delivery=Delivery(timeout=10.0, max_in_flight=8))
-    sender = Sender()
-    await sender.start(store.identity)
-    dispatcher = Dispatcher(
-        store, sender, [subscription], Dispatch(poll_interval=0.05),
-        retention=3600.0, dedupe_window=WINDOW,
-    )  # fmt: skip
-    await dispatcher.start()
-    try:
+    async with dispatching(store, [subscription]):
         await holding.until(8)  # nothing in flight: all it may start, at once
         holding.release(1)
         await asyncio.sleep(0.3)  # several polls: one free slot of 8 is not a quarter
@@ -85,6 +77,3 @@ async def test_a_full_pipeline_refills_a_quarter_at_a_time(sink: tuple[Holding, 
             await asyncio.sleep(0.05)
         assert await store.pending() == 0
         assert len(holding.held) == 30
-    finally:
-        await dispatcher.stop(1.0)
-        await sender.close()

@@ -10,13 +10,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.config.model import Delivery, Dispatch, Subscription
-from gateway.delivery.dispatcher import Dispatcher
-from gateway.delivery.sender import Sender
+from gateway.config.model import Delivery, Subscription
 from gateway.errors import StoreUnavailable
 from gateway.ops.logs import Throttled
 from gateway.store.base import Outcome
 from gateway.store.memory import MemoryStore
+from tests.integration.dispatching import dispatching
 from tests.integration.subscriber import Subscriber
 from tests.unit.test_store_contract import WINDOW, routed
 
@@ -44,22 +43,12 @@ async def test_an_outcome_refused_during_a_blip_is_recorded_later(
     await store.open()
     await store.append([routed("e1", "all")], 0.0, WINDOW)
     subscription = Subscription("all", f"{base}/all", delivery=Delivery(timeout=5.0))
-    sender = Sender()
-    await sender.start(store.identity)
-    dispatcher = Dispatcher(
-        store, sender, [subscription], Dispatch(poll_interval=0.05),
-        retention=3600.0, dedupe_window=WINDOW,
-    )
-    await dispatcher.start()
-    try:
+    async with dispatching(store, [subscription]):
         await sub.wait_for("/all", 1)
         for _ in range(100):
             if await store.pending() == 0:
                 break
             await asyncio.sleep(0.05)
-    finally:
-        await dispatcher.stop(1.0)
-        await sender.close()
     assert await store.pending() == 0, "the outcome was dropped"
     assert store.calls == 4
     assert len(sub.at("/all")) == 1  # delivered once: nothing to send again

@@ -151,21 +151,22 @@ async def test_outcomes_recorded_together_share_one_unit_and_one_tally(
     assert rows(store_path(store), "SELECT COUNT(*) FROM attempts") == [(20,)]
 
 
-async def test_a_finish_refused_at_the_door_does_not_hold_later_ones(db: Path) -> None:
-    store = SqliteStore(str(db))
-    await store.open()
+async def test_a_finish_whose_unit_never_ran_does_not_hold_later_ones(
+    store: SqliteStore,
+) -> None:
+    """The transaction fails before the shared finish unit runs (here its BEGIN): its callers
+    get the error, and the next finish starts a unit of its own instead of joining that one."""
     await store.append([routed("e1", "a")], 100.0, WINDOW)
     [row] = await store.lease("a", Kind.SINK, 1, 100.0, 30.0)
-    await store.close()
-    with pytest.raises(StoreUnavailable):
-        await store.finish([Ack(row, Attempt(200, 1.0))], 101.0)
-    await store.open()
+    begin = store._q["begin"]
+    store._q["begin"] = "BEGIN NOT A STATEMENT"  # the writer's next transaction cannot start
     try:
-        [again] = await store.lease("a", Kind.SINK, 1, 200.0, 30.0)  # its lease was given back
-        await store.finish([Ack(again, Attempt(200, 1.0))], 201.0)
-        assert await store.pending() == 0
+        with pytest.raises(StoreUnavailable):
+            await store.finish([Ack(row, Attempt(200, 1.0))], 101.0)
     finally:
-        await store.close()
+        store._q["begin"] = begin
+    await store.finish([Ack(row, Attempt(200, 1.0))], 102.0)
+    assert await store.pending() == 0
 
 
 async def test_each_group_commit_is_timed(db: Path) -> None:

@@ -30,6 +30,7 @@ from gateway.delivery.breakers import Breakers
 from gateway.delivery.control import GONE, Control
 from gateway.delivery.handoffs import LEASE_MARGIN, Handoffs
 from gateway.delivery.handshakes import Handshakes
+from gateway.delivery.pressure import Pressure
 from gateway.delivery.ratelimit import Rates
 from gateway.delivery.sender import Sender
 from gateway.delivery.slots import Plan, Slots
@@ -82,6 +83,10 @@ class Dispatcher(Control, Handoffs):
             dispatch.max_in_flight, {sub.name: sub.delivery.max_in_flight for sub in subscriptions}
         )
         self._turn = 0  # where the next pass over the subscriptions starts
+        self._pressure = Pressure(  # ingest first: gateway.delivery.pressure
+            lambda: store.appended,
+            lambda seconds: self._metrics.inc("gateway_delivery_yielded_seconds_total", seconds),
+        )
         # Handoff: the slots of the last pass, and the subscriptions that had nothing more due
         # then (a row appended for one of them may start at once without breaking arrival order).
         self._plan: Plan | None = None
@@ -176,6 +181,7 @@ class Dispatcher(Control, Handoffs):
             self._wake.clear()
             try:
                 await self._refresh_paused()
+                self._pressure.update()
                 leased = await self._fill()
                 timeout = await self._idle_timeout(leased)
             except StoreUnavailable as exc:
@@ -184,6 +190,7 @@ class Dispatcher(Control, Handoffs):
             except Exception:
                 log.exception("dispatcher loop failed; retrying")
                 timeout = self._dispatch.poll_interval
+            timeout = await self._pressure.space(timeout)  # ingest first: passes spaced out
             if timeout > 0 and not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -214,6 +221,7 @@ class Dispatcher(Control, Handoffs):
         count = 0
         now = self._clock()
         plan = self._slots.plan(now)
+        plan.free = self._pressure.starts(plan.free)  # ingest first: fewer starts per pass
         subs = list(self._subs.values())
         self._turn = (self._turn + 1) % max(1, len(subs))
         self._handshakes.start_due(now)  # handshake: ask the sinks that have not consented

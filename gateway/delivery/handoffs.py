@@ -16,6 +16,7 @@ from gateway.store.base import Handoff, Kind, Leased
 
 if TYPE_CHECKING:
     from gateway.delivery.breakers import Breakers
+    from gateway.delivery.pressure import Pressure
     from gateway.delivery.ratelimit import Rates
     from gateway.delivery.slots import Plan, Slots
 
@@ -36,6 +37,7 @@ class Handoffs:
         _breakers: Breakers
         _inflight: Counter[tuple[str, Kind]]
         _slots: Slots
+        _pressure: Pressure
         _abandoned: list[Leased]
         _wake: asyncio.Event
         _clock: Callable[[], float]
@@ -59,6 +61,8 @@ class Handoffs:
         sub = self._subs.get(name)
         plan = self._plan
         if sub is None or plan is None or self._stopping.is_set() or name not in self._caught_up:
+            return None
+        if self._pressure.yielding:  # ingest first: the row waits for a (spaced-out) lease
             return None
         if (
             batches.handles(sub, Kind.SINK)

@@ -134,6 +134,8 @@ def standard() -> Metrics:
         ("gateway_dead_letters_total", "Deliveries dead-lettered, by subscription and reason"),
         ("gateway_connections_refused_total", "Connections refused past server.max_connections"),
         ("gateway_connections_timed_out_total", "Connections cut off by a deadline, by phase"),
+        ("gateway_delivery_yielded_seconds_total",
+         "Seconds delivery slowed down for arriving events while the event loop was CPU-bound"),
     ):
         metrics.describe(name, "counter", text)
     for name, text in (

@@ -216,6 +216,10 @@ class Handoff:
 
 
 class Store(Protocol):
+    # Events this process's `append` calls stored so far, duplicates not counted: how the
+    # dispatcher sees that events are arriving (`gateway.delivery.pressure`).
+    appended: int
+
     @property
     def identity(self) -> str:
         """A random identity of this database, made when it was created (valid after `open`).

@@ -116,6 +116,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         self._replicas: dict[str, ReplicaState] = {}
         self._handshakes: dict[str, Handshake] = {}  # CONTRACT 5, `handshake: true`
         self._wakeup: Callable[[], None] = lambda: None
+        self.appended = 0
         self._handoff: Handoff | None = None
 
     @property
@@ -208,6 +209,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         self._rows.update((row.id, row) for row in rows)
         if handoff is not None and taken:
             handoff.taken(taken)
+        self.appended += len(events)
         if len(rows) > len(taken):
             self._wakeup()
         return duplicates

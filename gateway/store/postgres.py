@@ -102,6 +102,7 @@ class PostgresStore(PostgresOps, PostgresBatches):
         self._outcomes: GroupCommit | None = None  # outcomes, pauses, redeliveries
         self._listener: Listener | None = None
         self._wakeup: Callable[[], None] | None = None
+        self.appended = 0
         self._observe: Callable[[float], None] | None = None
         self._schema = ""
         self._identity = ""
@@ -390,6 +391,7 @@ class PostgresStore(PostgresOps, PostgresBatches):
             return []
         call = AppendCall(tuple(Stored.of(item) for item in batch), now, dedupe_window)
         duplicates = await self._submit(self._append, call, outcome=False)
+        self.appended += duplicates.count(False)
         if self._wakeup is not None and not all(duplicates):
             self._wakeup()  # this replica's dispatcher; the others hear the NOTIFY
         return duplicates

@@ -80,6 +80,7 @@ class SqliteStore(SqliteAppends, SqliteOutcomes, SqliteOps, SqliteBatches):
         self._pending = 0
         self._identity = ""
         self._wakeup: Callable[[], None] = lambda: None
+        self.appended = 0
         self._observe: Callable[[float], None] | None = None
         self._finishing: Finishing | None = None  # the queued finish unit outcomes join
         self._handoff: Handoff | None = None

@@ -27,6 +27,7 @@ class SqliteAppends:
 
     if TYPE_CHECKING:
         _q: Mapping[str, str]
+        appended: int
         _wakeup: Callable[[], None]
         _handoff: Handoff | None
         # Rows leased by the appends of the open transaction, for their handoff at commit.
@@ -42,6 +43,7 @@ class SqliteAppends:
         duplicates, waiting = await self._submit(
             lambda conn: self._append(conn, batch, now, dedupe_window)
         )
+        self.appended += duplicates.count(False)
         if waiting:  # rows handed off at commit need no lease
             self._wakeup()
         return duplicates

@@ -11,7 +11,8 @@ bounded while the database is slow. `health` follows the batches for readiness.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import Backpressure, StoreUnavailable
@@ -42,6 +43,7 @@ class Batcher(Generic[U]):
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._turn = asyncio.Lock()  # held by a batch, or by `held` between two batches
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self._name)
@@ -53,6 +55,12 @@ class Batcher(Generic[U]):
         if self._task is not None:
             await self._task
             self._task = None
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """No batch runs while this is entered (it waits for the one running); units queue."""
+        async with self._turn:
+            yield
 
     def _enqueue(self, unit: U) -> None:
         if self._stopping or self._task is None:
@@ -73,13 +81,14 @@ class Batcher(Generic[U]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            units, self._queue = self._queue, []
-            # A caller that gave up waiting has nothing left to receive.
-            self.health.started()
-            try:
-                await self._process([unit for unit in units if not unit.future.done()])
-            finally:
-                self.health.ended()
+            async with self._turn:
+                units, self._queue = self._queue, []
+                # A caller that gave up waiting has nothing left to receive.
+                self.health.started()
+                try:
+                    await self._process([unit for unit in units if not unit.future.done()])
+                finally:
+                    self.health.ended()
 
     async def _process(self, units: list[U]) -> None:
         """Run one batch and settle every unit's future, whatever happens."""

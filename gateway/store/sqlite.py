@@ -115,7 +115,9 @@ class SqliteStore(SqliteAppends, SqliteOutcomes, SqliteOps, SqliteBatches):
         self._writer.observe = self._observe
         self._writer.start()
         if self.path != MEMORY:
-            self._checkpointer = Checkpointer(self.path, self._q, commits=lambda: self.commits)
+            self._checkpointer = Checkpointer(
+                self.path, self._q, commits=lambda: self.commits, hold=self._writer.held
+            )
             self._checkpointer.start()
 
     async def close(self) -> None:

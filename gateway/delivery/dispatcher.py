@@ -83,8 +83,10 @@ class Dispatcher(Control, Handoffs):
             dispatch.max_in_flight, {sub.name: sub.delivery.max_in_flight for sub in subscriptions}
         )
         self._turn = 0  # where the next pass over the subscriptions starts
+        self._started = 0  # rows whose attempts started (ingest first: pressure.py)
         self._pressure = Pressure(  # ingest first: gateway.delivery.pressure
             lambda: store.appended,
+            lambda: self._started,
             lambda seconds: self._metrics.inc("gateway_delivery_yielded_seconds_total", seconds),
         )
         # Handoff: the slots of the last pass, and the subscriptions that had nothing more due
@@ -329,6 +331,7 @@ class Dispatcher(Control, Handoffs):
         lease_ends: float,
         name: str,
     ) -> None:
+        self._started += len(rows)
         task = asyncio.create_task(self._attempt(sub, rows, work, lease_ends), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -62,7 +62,8 @@ class Handoffs:
         plan = self._plan
         if sub is None or plan is None or self._stopping.is_set() or name not in self._caught_up:
             return None
-        if self._pressure.yielding:  # ingest first: the row waits for a (spaced-out) lease
+        if self._pressure.yielding:  # ingest first: the row waits for a (spaced-out) lease,
+            self._caught_up.discard(name)  # and later rows wait behind it
             return None
         if (
             batches.handles(sub, Kind.SINK)

@@ -6,14 +6,17 @@ and delivery (three attempts per event to three subscriptions, each with its sto
 most of it: measured, a burst to three live subscriptions was accepted at a third of the rate the
 same gateway accepted it with delivery stalled, so producers waited on deliveries. Gateways that
 run ingest apart from delivery keep accepting fast and let the durable backlog absorb the burst.
-Here delivery yields instead: while the loop's thread used at least `SATURATED` of a core over
-the last `WINDOW` and events were stored in it, each pass of the dispatcher starts at most
-`YIELD_STARTS` attempts, passes come at least `YIELD_PAUSE` apart and no appended row is handed
-off. Delivery goes on at that reduced rate (some hundreds of attempts a second) and catches up
-as soon as arrivals slow down; `dispatch.backlog_high_water` bounds what it leaves behind.
+Here delivery yields instead, while the loop's thread used at least `SATURATED` of a core over
+the last `WINDOW` *and* the backlog grew in it (arrivals made more delivery rows than the
+dispatcher started): each pass of the dispatcher starts at most `YIELD_STARTS` attempts, passes
+come at least `YIELD_PAUSE` apart and no appended row is handed off. Delivery goes on at that
+reduced rate (some hundreds of attempts a second) and catches up at full speed once arrivals
+slow down; `dispatch.backlog_high_water` bounds what it leaves behind. A backlog draining while
+a few events trickle in is not slowed: it shrinks.
 
-Pure bookkeeping over two readings, the loop thread's CPU time and the store's count of events
-appended; the dispatcher calls `update` once per pass, on the loop's thread.
+Pure bookkeeping over three readings, the loop thread's CPU time, the store's count of delivery
+rows appended and the dispatcher's count of rows started; the dispatcher calls `update` once
+per pass, on the loop's thread.
 """
 
 from __future__ import annotations
@@ -34,21 +37,25 @@ class Pressure:
     def __init__(
         self,
         appended: Callable[[], int],
+        started: Callable[[], int],
         yielded: Callable[[float], None] = lambda seconds: None,
         *,
         clock: Callable[[], float] = time.monotonic,
         cpu: Callable[[], float] = time.thread_time,
     ) -> None:
-        """`appended`: events stored by this process so far; `yielded`: told the seconds of each
+        """`appended`: delivery rows this process's appends made so far; `started`: rows
+        whose attempts the dispatcher started so far; `yielded`: told the seconds of each
         window delivery yielded in; `cpu`: CPU seconds of the thread that runs the loop
         (`time.thread_time`, read on that thread)."""
         self._appended = appended
+        self._started = started
         self._yielded = yielded
         self._clock = clock
         self._cpu = cpu
         self._at = clock()
         self._cpu_at = cpu()
         self._appended_at = appended()
+        self._started_at = started()
         self.yielding = False
 
     def update(self) -> bool:
@@ -57,12 +64,14 @@ class Pressure:
         elapsed = now - self._at
         if elapsed < WINDOW:
             return self.yielding
-        cpu, appended = self._cpu(), self._appended()
+        cpu, appended, started = self._cpu(), self._appended(), self._started()
         if self.yielding:
             self._yielded(elapsed)
         busy = (cpu - self._cpu_at) / elapsed
-        self.yielding = busy >= SATURATED and appended > self._appended_at
-        self._at, self._cpu_at, self._appended_at = now, cpu, appended
+        grew = appended - self._appended_at > started - self._started_at
+        self.yielding = busy >= SATURATED and grew
+        self._at, self._cpu_at = now, cpu
+        self._appended_at, self._started_at = appended, started
         return self.yielding
 
     def starts(self, free: int) -> int:

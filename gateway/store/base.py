@@ -79,6 +79,11 @@ class NewEvent:
         return rows
 
 
+def rows_made(batch: Sequence[NewEvent], duplicates: Sequence[bool]) -> int:
+    """Delivery rows an append made: those of each event that was not a duplicate."""
+    return sum(len(item.rows()) for item, dup in zip(batch, duplicates, strict=True) if not dup)
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterInfo:
     """Why an event was dead-lettered; carried by DEAD_LETTER rows (CONTRACT 4)."""
@@ -216,8 +221,8 @@ class Handoff:
 
 
 class Store(Protocol):
-    # Events this process's `append` calls stored so far, duplicates not counted: how the
-    # dispatcher sees that events are arriving (`gateway.delivery.pressure`).
+    # Delivery rows this process's `append` calls made so far (duplicates make none): how the
+    # dispatcher sees how fast arrivals add to the backlog (`gateway.delivery.pressure`).
     appended: int
 
     @property

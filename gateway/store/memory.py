@@ -209,7 +209,7 @@ class MemoryStore(MemoryOps, MemoryBatches, MemoryOrdering):
         self._rows.update((row.id, row) for row in rows)
         if handoff is not None and taken:
             handoff.taken(taken)
-        self.appended += len(events)
+        self.appended += len(rows)
         if len(rows) > len(taken):
             self._wakeup()
         return duplicates

@@ -49,6 +49,7 @@ from gateway.store.base import (
     Opened,
     Outcome,
     PausedOn,
+    rows_made,
 )
 from gateway.store.groupcommit import Apply, Done, GroupCommit
 from gateway.store.listener import CHANNEL, Listener
@@ -391,7 +392,7 @@ class PostgresStore(PostgresOps, PostgresBatches):
             return []
         call = AppendCall(tuple(Stored.of(item) for item in batch), now, dedupe_window)
         duplicates = await self._submit(self._append, call, outcome=False)
-        self.appended += duplicates.count(False)
+        self.appended += rows_made(batch, duplicates)
         if self._wakeup is not None and not all(duplicates):
             self._wakeup()  # this replica's dispatcher; the others hear the NOTIFY
         return duplicates

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import orjson
 
 from gateway.event import Event
-from gateway.store.base import Handoff, Kind, Leased, NewEvent
+from gateway.store.base import Handoff, Kind, Leased, NewEvent, rows_made
 
 if TYPE_CHECKING:
     from gateway.store.writer import Work
@@ -43,7 +43,7 @@ class SqliteAppends:
         duplicates, waiting = await self._submit(
             lambda conn: self._append(conn, batch, now, dedupe_window)
         )
-        self.appended += duplicates.count(False)
+        self.appended += rows_made(batch, duplicates)
         if waiting:  # rows handed off at commit need no lease
             self._wakeup()
         return duplicates

@@ -296,6 +296,15 @@ async def test_dedupe_key_is_source_and_id(store: Store) -> None:
     assert await store.pending() == 3
 
 
+async def test_appended_counts_the_delivery_rows_appends_made(store: Store) -> None:
+    """What the dispatcher reads to see the backlog grow (gateway.delivery.pressure)."""
+    assert store.appended == 0
+    await store.append([routed("a1", "billing", "audit"), routed("a2", "billing")], 100.0, WINDOW)
+    assert store.appended == 3
+    await store.append([routed("a1", "billing", "audit"), routed("a3")], 101.0, WINDOW)
+    assert store.appended == 3  # a duplicate makes no row, nor an event nobody takes
+
+
 async def test_append_is_all_or_nothing(store: Store) -> None:
     good = routed("e1", "a")
     bad = NewEvent(event("e2", huge=2**70), ("a",))  # not representable in the JSON it is kept as

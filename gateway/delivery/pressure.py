@@ -10,7 +10,8 @@ Here delivery yields instead, while the loop's thread used at least `SATURATED` 
 the last `WINDOW` *and* the backlog grew in it (arrivals made more delivery rows than the
 dispatcher started): each pass of the dispatcher starts at most `YIELD_STARTS` attempts, passes
 come at least `YIELD_PAUSE` apart and no appended row is handed off. Delivery goes on at that
-reduced rate (some hundreds of attempts a second) and catches up at full speed once arrivals
+reduced rate (up to 200 attempts a second; each attempt costs about as much CPU as accepting an
+event, so more would take from ingest what it yields) and catches up at full speed once arrivals
 slow down; `dispatch.backlog_high_water` bounds what it leaves behind. A backlog draining while
 a few events trickle in is not slowed: it shrinks.
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 WINDOW = 0.1  # seconds the loop's CPU use is measured over
 SATURATED = 0.9  # share of one core above which the loop counts as CPU-bound
 YIELD_STARTS = 4  # attempts one pass of the dispatcher may start while it yields
-YIELD_PAUSE = 0.005  # seconds between two passes while it yields
+YIELD_PAUSE = 0.02  # seconds between two passes while it yields: at most 200 starts a second
 
 
 class Pressure:

@@ -13,19 +13,19 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
-from gateway.config.model import Delivery, Dispatch, Subscription
+from gateway.config.model import Delivery, Subscription
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.pressure import WINDOW, YIELD_STARTS, Pressure
-from gateway.delivery.sender import Sender
 from gateway.ops.metrics import Metrics, standard
 from gateway.store.base import Handoff, Kind, Leased, Store
 from gateway.store.memory import MemoryStore
 from gateway.store.sqlite import SqliteStore
+from tests.integration.dispatching import dispatching
 from tests.integration.subscriber import Subscriber
 from tests.unit.test_store_contract import WINDOW as DEDUPE_WINDOW
 from tests.unit.test_store_contract import routed
@@ -85,34 +85,34 @@ class Watch:
         return Handoff(watched, handoff.taken, handoff.dropped)
 
 
-class WatchedMemory(MemoryStore):
+class Watched:
+    """Mixed into a store: the `limit` of its leases and its handoff's takes go to `watch`."""
+
+    watch: Watch
+
+    async def lease(
+        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
+    ) -> list[Leased]:
+        self.watch.leased(kind, limit)
+        leased: list[Leased] = await super().lease(  # type: ignore[misc]
+            subscription, kind, limit, now, lease_for
+        )
+        return leased
+
+    def hand_off(self, handoff: Handoff | None) -> None:
+        super().hand_off(self.watch.wrap(handoff))  # type: ignore[misc]
+
+
+class WatchedMemory(Watched, MemoryStore):
     def __init__(self, watch: Watch) -> None:
         super().__init__()
         self.watch = watch
 
-    async def lease(
-        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
-    ) -> list[Leased]:
-        self.watch.leased(kind, limit)
-        return await super().lease(subscription, kind, limit, now, lease_for)
 
-    def hand_off(self, handoff: Handoff | None) -> None:
-        super().hand_off(self.watch.wrap(handoff))
-
-
-class WatchedSqlite(SqliteStore):
+class WatchedSqlite(Watched, SqliteStore):
     def __init__(self, watch: Watch, path: str) -> None:
         super().__init__(path)
         self.watch = watch
-
-    async def lease(
-        self, subscription: str, kind: Kind, limit: int, now: float, lease_for: float
-    ) -> list[Leased]:
-        self.watch.leased(kind, limit)
-        return await super().lease(subscription, kind, limit, now, lease_for)
-
-    def hand_off(self, handoff: Handoff | None) -> None:
-        super().hand_off(self.watch.wrap(handoff))
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -131,22 +131,10 @@ async def watched(
     await store.close()
 
 
-@asynccontextmanager
-async def running(store: Store, sink: str, metrics: Metrics) -> AsyncIterator[Dispatcher]:
-    """As `tests.integration.dispatching`, with the gateway's metrics; one subscription "s"."""
-    sender = Sender()
-    await sender.start(store.identity)
+def running(store: Store, sink: str, metrics: Metrics) -> AbstractAsyncContextManager[Dispatcher]:
+    """A real dispatcher with the gateway's metrics and one subscription "s"."""
     subscription = Subscription("s", sink, delivery=Delivery(timeout=5.0, max_in_flight=16))
-    dispatcher = Dispatcher(
-        store, sender, [subscription], Dispatch(poll_interval=0.05),
-        retention=3600.0, dedupe_window=DEDUPE_WINDOW, metrics=metrics,
-    )  # fmt: skip
-    await dispatcher.start()
-    try:
-        yield dispatcher
-    finally:
-        await dispatcher.stop(1.0)
-        await sender.close()
+    return dispatching(store, [subscription], metrics=metrics)
 
 
 def yielded_seconds(metrics: Metrics) -> float:
@@ -264,29 +252,21 @@ async def test_rows_stored_while_yielding_go_out_before_later_ones(
     monkeypatch.setattr("gateway.delivery.dispatcher.Pressure", watch.make)
     store = SlowLease(watch)
     await store.open()
-    sender = Sender()
-    await sender.start(store.identity)
     subs = [Subscription(n, f"{base}/{n}", delivery=Delivery(timeout=5.0)) for n in ("a", "s")]
-    dispatcher = Dispatcher(
-        store, sender, subs, Dispatch(poll_interval=0.05),
-        retention=3600.0, dedupe_window=DEDUPE_WINDOW, metrics=standard(),
-    )  # fmt: skip
-    await dispatcher.start()
     try:
-        await until(lambda: len(watch.leases) > 2, "the dispatcher's first passes")
-        await store.append([routed("x0", "a")], time.time(), DEDUPE_WINDOW)
-        watch.tick()
-        await until(lambda: watch.yielding, "the dispatcher to yield")
-        passes = len(watch.leases)
-        await until(lambda: len(watch.leases) > passes + 4, "passes while yielding")
-        watch.tick(busy=False)  # the next pass's reading ends the pressure
-        for ident in ("r1", "r2"):  # still yielding: stored for a lease
-            await store.append([routed(ident, "s")], time.time(), DEDUPE_WINDOW)
-        await until(lambda: store.leasing and not watch.yielding, "a lease of s, not yielding")
-        await store.append([routed("r3", "s")], time.time(), DEDUPE_WINDOW)
-        await received.wait_for("/s", 3)
+        async with dispatching(store, subs):
+            await until(lambda: len(watch.leases) > 2, "the dispatcher's first passes")
+            await store.append([routed("x0", "a")], time.time(), DEDUPE_WINDOW)
+            watch.tick()
+            await until(lambda: watch.yielding, "the dispatcher to yield")
+            passes = len(watch.leases)
+            await until(lambda: len(watch.leases) > passes + 4, "passes while yielding")
+            watch.tick(busy=False)  # the next pass's reading ends the pressure
+            for ident in ("r1", "r2"):  # still yielding: stored for a lease
+                await store.append([routed(ident, "s")], time.time(), DEDUPE_WINDOW)
+            await until(lambda: store.leasing and not watch.yielding, "a lease of s, not yielding")
+            await store.append([routed("r3", "s")], time.time(), DEDUPE_WINDOW)
+            await received.wait_for("/s", 3)
     finally:
-        await dispatcher.stop(1.0)
-        await sender.close()
         await store.close()
     assert [r.headers["ce-id"] for r in received.at("/s")] == ["r1", "r2", "r3"]

@@ -167,3 +167,25 @@ async def test_batches_hold_a_prefix_of_each_key_and_a_key_waits_for_its_batch(
     assert [row.event.id for row in again] == ["a1", "b1", "a2"]  # the same group
     await store.finish([Ack(row, OK) for row in again], 106.0)
     assert await batch_ids(store, 106.0) == ["b2", "a3"]
+
+
+def test_parking_reads_only_the_rows_of_the_key_still_due(tmp_path: object) -> None:
+    """Leasing a head parks the rows behind it; the query must reach only those still due
+    (migration 11's index), not every row of the key: that made a backlog of n rows per key
+    cost about n²/2 row visits to drain."""
+    import sqlite3
+    from pathlib import Path
+
+    from gateway.store.migrator import load_migrations, migrate_sqlite
+    from gateway.store.queries import load_queries
+
+    with sqlite3.connect(Path(str(tmp_path)) / "plan.db") as conn:
+        migrate_sqlite(conn, load_migrations("sqlite"), 0.0)
+        query = load_queries("sqlite.sql")["park_followers"]
+        plan = " ".join(
+            str(step[3])
+            for step in conn.execute(f"EXPLAIN QUERY PLAN {query}", {"id": 1, "due_at": 2.0,
+                                                                     "upto": 1.0})
+        )  # fmt: skip
+    assert "deliveries_ordering_due" in plan
+    assert "due_at<?" in plan.replace(" ", "")

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import StoreUnavailable
 from gateway.event import AttributeValue, DataKind, Event
-from gateway.store import MemoryStore, SqliteStore, checkpoint, open_store
+from gateway.store import MemoryStore, SqliteStore, open_store
 from gateway.store.base import (
     Ack,
     Attempt,
@@ -400,64 +400,3 @@ async def test_identity_survives_a_reopen(db: Path) -> None:
         assert again.identity == identity != ""
     finally:
         await again.close()
-
-
-def size(path: Path) -> int:
-    return path.stat().st_size
-
-
-async def test_the_wal_file_is_emptied_once_the_store_is_idle(db: Path) -> None:
-    store = SqliteStore(str(db))
-    await store.open()
-    wal = Path(f"{db}-wal")
-    try:
-        payload = b'{"pad": "' + b"x" * 4000 + b'"}'
-        for batch in range(40):
-            await store.append(
-                [NewEvent(Event({"specversion": "1.0", "id": f"b{batch}-{i}", "source": "/s",
-                                 "type": "t"}, payload, DataKind.JSON), ("a",))
-                 for i in range(100)],
-                100.0, WINDOW,
-            )
-        assert size(wal) > 1_000_000  # the burst went through the WAL
-        for _ in range(150):  # up to 15 s; an idle store takes about a checkpoint interval
-            if size(wal) == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert size(wal) == 0
-        assert await store.pending() == 4000  # and nothing was lost on the way
-    finally:
-        await store.close()
-    assert len(rows(db, "SELECT seq FROM events")) == 4000
-
-
-async def test_the_wal_starts_over_while_writes_never_stop(
-    db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A checkpoint beside a writer that never pauses cannot copy the frames written meanwhile,
-    and SQLite reuses the WAL from its start only once every frame was copied: the checkpointer
-    holds the writer for the rest, so the file stays near one interval's writes instead of
-    holding every write since the last idle moment."""
-    monkeypatch.setattr(checkpoint, "INTERVAL", 0.2)
-    store = SqliteStore(str(db))
-    await store.open()
-    wal = Path(f"{db}-wal")
-    payload = b'{"pad": "' + b"x" * 4000 + b'"}'
-    written = appended = 0
-    try:
-        deadline = asyncio.get_running_loop().time() + 1.6  # eight intervals, never idle
-        while asyncio.get_running_loop().time() < deadline:
-            await store.append(
-                [NewEvent(Event({"specversion": "1.0", "id": f"w{appended + i}", "source": "/s",
-                                 "type": "t"}, payload, DataKind.JSON), ("a",))
-                 for i in range(20)],
-                100.0, WINDOW,
-            )
-            appended += 20
-            written += 20 * len(payload)
-        assert written > 8_000_000  # enough went through for the difference to show
-        # Without the restart the WAL holds at least every payload written.
-        assert size(wal) < written / 2
-        assert await store.pending() == appended  # nothing lost on the way
-    finally:
-        await store.close()

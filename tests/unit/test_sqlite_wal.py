@@ -70,8 +70,10 @@ async def test_the_wal_starts_over_while_writes_never_stop(
             appended += 20
             written += 20 * len(PAYLOAD)
         assert written > 8_000_000  # enough went through for the difference to show
-        # Without the restart the WAL holds at least every payload written.
-        assert size(wal) < written / 2
+        # Without the restart the WAL holds every payload written and the pages around them
+        # (about twice as much); with it, the writes since the latest restart (a slow fsync in
+        # the checkpoint can let that reach half).
+        assert size(wal) < written
         assert await store.pending() == appended  # nothing lost on the way
     finally:
         await store.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import orjson
 
 from gateway.event import Event
-from gateway.store.base import Handoff, Kind, Leased, NewEvent, rows_made
+from gateway.store.base import Handoff, Kind, Leased, NewEvent
 
 if TYPE_CHECKING:
     from gateway.store.writer import Work
@@ -40,18 +40,18 @@ class SqliteAppends:
     ) -> list[bool]:
         if not batch:
             return []
-        duplicates, waiting = await self._submit(
+        duplicates, waiting, added = await self._submit(
             lambda conn: self._append(conn, batch, now, dedupe_window)
         )
-        self.appended += rows_made(batch, duplicates)
+        self.appended += added
         if waiting:  # rows handed off at commit need no lease
             self._wakeup()
         return duplicates
 
     def _append(
         self, conn: sqlite3.Connection, batch: Sequence[NewEvent], now: float, window: float
-    ) -> tuple[tuple[list[bool], int], int]:
-        """The unit of one append: ((duplicates, rows left to lease), rows added)."""
+    ) -> tuple[tuple[list[bool], int, int], int]:
+        """The unit of one append: ((duplicates, rows left to lease, rows added), rows added)."""
         handoff = self._handoff
         taken: list[Leased] = []
         reserved: list[str] = []  # subscriptions the dispatcher reserved a slot for
@@ -95,7 +95,7 @@ class SqliteAppends:
             raise
         if handoff is not None and taken:
             self._taken.append((handoff, taken))
-        return (duplicates, added - len(taken)), added
+        return (duplicates, added - len(taken), added), added
 
     def hand_off(self, handoff: Handoff | None) -> None:
         self._handoff = handoff
